@@ -1,0 +1,72 @@
+"""The Adapter protocol every impls/<fw> implements (no framework is imported here)."""
+from __future__ import annotations
+
+import importlib
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from bench.spec import FRAMEWORKS, TaskSpec
+
+# The package whose absence means "framework not installed" (a skip, not a failure).
+FRAMEWORK_PACKAGES: dict[str, tuple[str, ...]] = {
+    "tf": ("tensorflow", "keras"),
+    "torch": ("torch",),
+    "jax": ("jax", "flax", "optax"),
+}
+
+
+class DeviceUnavailable(RuntimeError):
+    """The requested device is not visible to this framework (the cell is skipped)."""
+
+
+class Adapter(Protocol):
+    name: ClassVar[str]
+
+    def versions(self) -> dict[str, str]:
+        """Framework package versions, for the record."""
+
+    def build(self, task: TaskSpec, weights: dict[str, np.ndarray], device: str, seed: int) -> None:
+        """Build the spec's model and optimizer on `device` from the neutral weights.
+
+        `seed` drives only the framework's own dropout RNG; initial weights come from `weights`.
+        Raises DeviceUnavailable when the device is absent.
+        """
+
+    def param_count(self) -> int:
+        """Number of trainable parameters, counted by the framework."""
+
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> Any:
+        """One optimizer step on a batch; returns the loss as a device scalar (float() syncs)."""
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Logits in inference mode (no dropout), as a NumPy float32 array."""
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Current parameters converted back to the neutral layout."""
+
+    def sync(self) -> None:
+        """Block until all queued device work (parameters included) is finished."""
+
+    def device_peak_bytes(self) -> int | None:
+        """Peak device memory from the framework's own counter; None on CPU."""
+
+
+def load_adapter(framework: str) -> Adapter:
+    """Import impls.<fw>.adapter (this imports the framework) and instantiate its Adapter."""
+    if framework not in FRAMEWORKS:
+        raise ValueError(f"unknown framework {framework!r}")
+    module = importlib.import_module(f"impls.{framework}.adapter")
+    return module.Adapter()
+
+
+def cpu_threads() -> int | None:
+    """The CPU thread count the runner chose for this cell ($BENCH_THREADS), if any."""
+    import os
+
+    value = os.environ.get("BENCH_THREADS")
+    return int(value) if value else None
+
+
+def unsupported(what: str, framework: str) -> NotImplementedError:
+    return NotImplementedError(f"{what} is not implemented in impls/{framework}")

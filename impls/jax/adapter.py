@@ -1,0 +1,94 @@
+"""JAX/Flax NNX adapter: one jitted, donated train step over the split (graphdef, state)."""
+from __future__ import annotations
+
+import functools
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from bench.adapter import DeviceUnavailable
+from bench.spec import TaskSpec
+from impls.jax.models import SpecNet, build_tx, loss_fn
+
+
+def _train(gdef_model, gdef_opt, states, x, y):
+    model = nnx.merge(gdef_model, states[0])
+    opt = nnx.merge(gdef_opt, states[1])
+    loss, grads = nnx.value_and_grad(lambda m: loss_fn(m(x), y))(model)
+    opt.update(model, grads)
+    return (nnx.state(model), nnx.state(opt)), loss
+
+
+def _predict(gdef_eval, model_state, x):
+    return nnx.merge(gdef_eval, model_state)(x)
+
+
+class Adapter:
+    name: ClassVar[str] = "jax"
+
+    def versions(self) -> dict[str, str]:
+        import flax
+        import optax
+
+        return {"jax": jax.__version__, "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else "",
+                "flax": flax.__version__, "optax": optax.__version__}
+
+    def build(self, task: TaskSpec, weights: dict[str, np.ndarray], device: str, seed: int) -> None:
+        platform = {"cpu": "cpu", "gpu": "gpu"}.get(device)
+        if platform is None:
+            raise DeviceUnavailable(f"unknown device {device!r}")
+        try:
+            self.device = jax.devices(platform)[0]
+        except RuntimeError as exc:
+            raise DeviceUnavailable(f"JAX sees no {device.upper()} ({exc})") from None
+        # JAX (like TF) uses TF32 for fp32 matmuls/convs on Ampere+ unless told otherwise.
+        jax.config.update("jax_default_matmul_precision", "highest")
+        with jax.default_device(self.device):
+            model = SpecNet(task, nnx.Rngs(params=0, dropout=seed))  # dropout stream from the seed
+            for name, value in weights.items():
+                i, kind = int(name.split(".")[1]), name.split(".")[2]
+                getattr(model.layers[i], kind)[...] = jnp.asarray(value)
+            model.eval()
+            self._gdef_eval = nnx.graphdef(model)  # dropout off: a different static graph
+            model.train()
+            opt = nnx.Optimizer(model, build_tx(task.optimizer), wrt=nnx.Param)
+            gdef_model, model_state = nnx.split(model)
+            gdef_opt, opt_state = nnx.split(opt)
+        self.states = jax.device_put((model_state, opt_state), self.device)
+        self._n_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
+        # Donating the state lets XLA update parameters in place instead of copying them each step.
+        self._step = jax.jit(functools.partial(_train, gdef_model, gdef_opt), donate_argnums=0)
+        self._pred = jax.jit(functools.partial(_predict, self._gdef_eval))
+        self._last = None
+
+    def param_count(self) -> int:
+        return self._n_params
+
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> jax.Array:
+        self.states, loss = self._step(self.states, jax.device_put(x, self.device), jax.device_put(y, self.device))
+        self._last = loss
+        return loss
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self._pred(self.states[0], jax.device_put(x, self.device)), dtype=np.float32)
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        out = {}
+        flat = nnx.to_flat_state(nnx.state(nnx.merge(self._gdef_eval, self.states[0]), nnx.Param))
+        for path, var in flat:
+            # path = ("layers", i, "kernel"|"bias")
+            out[f"layers.{path[1]}.{path[2]}"] = np.asarray(var[...]).copy()
+        return out
+
+    def sync(self) -> None:
+        # Async dispatch: block on the parameters and optimizer state, not only the loss.
+        jax.block_until_ready(self.states)
+
+    def device_peak_bytes(self) -> int | None:
+        if self.device.platform == "cpu":
+            return None
+        stats = self.device.memory_stats() or {}
+        return stats.get("peak_bytes_in_use")

@@ -1,0 +1,97 @@
+"""PyTorch adapter: eager training loop on the spec's model, pinned fp32 and optimizer rules."""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bench.adapter import DeviceUnavailable, cpu_threads, unsupported
+from bench.spec import Adam, RMSprop, TaskSpec
+from impls.torch.models import SpecNet, from_torch, to_torch, torch_name
+from impls.torch.optim import RMSpropEpsInSqrt
+
+
+def _optimizer(spec: Any, params: Any) -> torch.optim.Optimizer:
+    if isinstance(spec, RMSprop):
+        if spec.momentum or spec.centered:
+            raise unsupported("RMSprop with momentum or centered", "torch")
+        return RMSpropEpsInSqrt(params, lr=spec.lr, rho=spec.rho, eps=spec.eps)
+    if isinstance(spec, Adam):
+        # torch's Adam is the spec's (Kingma & Ba) rule; every default is overridden.
+        return torch.optim.Adam(params, lr=spec.lr, betas=(spec.beta1, spec.beta2), eps=spec.eps,
+                                weight_decay=0.0, amsgrad=False, foreach=True)
+    raise unsupported(type(spec).__name__, "torch")
+
+
+class Adapter:
+    name: ClassVar[str] = "torch"
+
+    def versions(self) -> dict[str, str]:
+        v = {"torch": torch.__version__}
+        if torch.version.cuda:
+            v["cuda"] = str(torch.version.cuda)
+        return v
+
+    def build(self, task: TaskSpec, weights: dict[str, np.ndarray], device: str, seed: int) -> None:
+        if device == "gpu":
+            if not torch.cuda.is_available():
+                raise DeviceUnavailable("torch sees no CUDA GPU (torch.cuda.is_available() is False)")
+            self.device = torch.device("cuda")
+            # fp32 means fp32: cuDNN convs default to TF32 on Ampere+, TF and JAX are pinned too.
+            torch.backends.cuda.matmul.fp32_precision = "ieee"
+            torch.backends.cudnn.conv.fp32_precision = "ieee"
+        elif device == "cpu":
+            self.device = torch.device("cpu")
+        else:
+            raise DeviceUnavailable(f"unknown device {device!r}")
+        if cpu_threads():
+            torch.set_num_threads(cpu_threads())
+        torch.manual_seed(seed)  # dropout only: weights come from the file
+        self.task = task
+        self.model = SpecNet(task)
+        state = {torch_name(k): torch.from_numpy(np.ascontiguousarray(to_torch(task, k, v))) for k, v in weights.items()}
+        self.model.load_state_dict(state, strict=True)
+        self.model.to(self.device).train()
+        self.opt = _optimizer(task.optimizer, self.model.parameters())
+
+    def param_count(self) -> int:
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+    def _x(self, x: np.ndarray) -> torch.Tensor:
+        # NHWC batch -> NCHW view (no copy for one channel); to(device) is a no-op on CPU.
+        return torch.from_numpy(x).permute(0, 3, 1, 2).to(self.device, non_blocking=True)
+
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> torch.Tensor:
+        logits = self.model(self._x(x))
+        loss = F.cross_entropy(logits, torch.from_numpy(y).to(self.device, torch.long))
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return loss.detach()
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                # .numpy() would share memory with the tensor: copy out explicitly.
+                return self.model(self._x(x)).float().cpu().numpy().copy()
+        finally:
+            self.model.train()
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        state = self.model.state_dict()
+        return {k: from_torch(self.task, k, state[torch_name(k)].detach().cpu().numpy().copy())
+                for k in _neutral_names(state)}
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def device_peak_bytes(self) -> int | None:
+        return int(torch.cuda.max_memory_allocated()) if self.device.type == "cuda" else None
+
+
+def _neutral_names(state: dict[str, Any]) -> list[str]:
+    return [k.replace(".weight", ".kernel") for k in state]
