@@ -51,6 +51,9 @@ class Adapter(Protocol):
     def device_peak_bytes(self) -> int | None:
         """Peak device memory from the framework's own counter; None on CPU."""
 
+    def device_name(self) -> str:
+        """The model of the device the cell ran on, as the framework names it."""
+
 
 def load_adapter(framework: str) -> Adapter:
     """Import impls.<fw>.adapter (this imports the framework) and instantiate its Adapter."""

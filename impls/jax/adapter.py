@@ -10,6 +10,7 @@ import numpy as np
 from flax import nnx
 
 from bench.adapter import DeviceUnavailable
+from bench.envinfo import cpu_model
 from bench.spec import TaskSpec
 from impls.jax.models import SpecNet, build_tx, loss_fn
 
@@ -86,6 +87,9 @@ class Adapter:
     def sync(self) -> None:
         # Async dispatch: block on the parameters and optimizer state, not only the loss.
         jax.block_until_ready(self.states)
+
+    def device_name(self) -> str:
+        return cpu_model() if self.device.platform == "cpu" else str(self.device.device_kind)
 
     def device_peak_bytes(self) -> int | None:
         if self.device.platform == "cpu":

@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bench.adapter import DeviceUnavailable, cpu_threads  # noqa: E402
+from bench.envinfo import cpu_model  # noqa: E402
 from bench.spec import TaskSpec  # noqa: E402
 from impls.tf.models import build_model, build_optimizer  # noqa: E402
 
@@ -83,6 +84,12 @@ class Adapter:
     def sync(self) -> None:
         if self.on_gpu:
             tf.test.experimental.sync_devices()
+
+    def device_name(self) -> str:
+        if not self.on_gpu:
+            return cpu_model()
+        details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+        return str(details.get("device_name", "GPU"))
 
     def device_peak_bytes(self) -> int | None:
         if not self.on_gpu:

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.adapter import DeviceUnavailable, cpu_threads, unsupported
+from bench.envinfo import cpu_model
 from bench.spec import Adam, RMSprop, TaskSpec
 from impls.torch.models import SpecNet, from_torch, to_torch, torch_name
 from impls.torch.optim import RMSpropEpsInSqrt
@@ -88,6 +89,9 @@ class Adapter:
     def sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
+
+    def device_name(self) -> str:
+        return torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else cpu_model()
 
     def device_peak_bytes(self) -> int | None:
         return int(torch.cuda.max_memory_allocated()) if self.device.type == "cuda" else None

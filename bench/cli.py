@@ -1,0 +1,141 @@
+"""Command line: run | list | verify | report (thin: parsing, validation and printing only)."""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+from bench import envinfo
+from bench.data import default_data_root
+from bench.errors import BenchError, UsageError
+from bench.spec import DATASETS, FRAMEWORKS, PROFILES, TASKS
+
+MAX_EPOCHS = 10_000
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports bad input in one line (what was wrong, where to look) and exits 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see: python -m bench {self.prog.split()[-1]} --help)")
+
+
+def choices(value: str, valid: Sequence[str], what: str) -> list[str]:
+    """'a,b' or 'all' -> a validated, de-duplicated list in the canonical order."""
+    items = [v.strip() for v in value.split(",")]
+    if not value.strip() or any(not v for v in items):
+        raise UsageError(f"--{what}: empty name in {value!r}; choose from {', '.join(valid)} or all")
+    if "all" in items:
+        return list(valid)
+    bad = [v for v in items if v not in valid]
+    if bad:
+        raise UsageError(f"unknown {what} {bad[0]!r}; choose from {', '.join(valid)} or all")
+    return [v for v in valid if v in items]
+
+
+def bounded_int(low: int, high: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
+        return value
+    return parse
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number of seconds")
+    return value
+
+
+def pythons(text: str | None) -> dict[str, str]:
+    """--python fw=/path,... merged over $BENCH_PYTHON_<FW>; every interpreter must exist."""
+    mapping = {fw: os.environ[f"BENCH_PYTHON_{fw.upper()}"] for fw in FRAMEWORKS if os.environ.get(f"BENCH_PYTHON_{fw.upper()}")}
+    for item in filter(None, (text or "").split(",")):
+        fw, sep, exe = item.partition("=")
+        if not sep or fw.strip() not in FRAMEWORKS or not exe.strip():
+            raise UsageError(f"--python: {item!r} is not FRAMEWORK=INTERPRETER with FRAMEWORK one of {', '.join(FRAMEWORKS)}")
+        mapping[fw.strip()] = exe.strip()
+    for fw, exe in mapping.items():
+        found = shutil.which(exe)
+        if not found:
+            raise UsageError(f"interpreter for {fw} not found or not executable: {exe}")
+        mapping[fw] = found
+    return mapping
+
+
+def _common(p: argparse.ArgumentParser, *, devices: bool = True) -> None:
+    p.add_argument("--task", default="all", help=f"comma list of {', '.join(TASKS)} or all (default: all)")
+    p.add_argument("--framework", default="all", help=f"comma list of {', '.join(FRAMEWORKS)} or all (default: all)")
+    if devices:
+        p.add_argument("--device", default="cpu", help="cpu, gpu or cpu,gpu (default: cpu)")
+    p.add_argument("--data-root", type=Path, default=None,
+                   help="folder with one sub-folder per dataset (default: $BENCH_DATA or ~/.cache/bench/data)")
+    p.add_argument("--python", default=None, metavar="FW=EXE,...",
+                   help="run a framework under its own interpreter, e.g. torch=/envs/torch/bin/python "
+                        "(also $BENCH_PYTHON_TF, $BENCH_PYTHON_TORCH, $BENCH_PYTHON_JAX)")
+    p.add_argument("--timeout", type=positive_float, default=3600.0, help="seconds per cell (default: 3600)")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="bench", description="Compare TensorFlow/Keras, PyTorch and JAX/Flax on one fair task spec.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    run = sub.add_parser("run", help="train every (task, framework, device) cell and print the comparison")
+    _common(run)
+    run.add_argument("--profile", default="smoke", help=f"{', '.join(PROFILES)} (default: smoke)")
+    run.add_argument("--dataset", default=None, help=f"{', '.join(DATASETS)} (default: each task's own)")
+    run.add_argument("--epochs", type=bounded_int(1, MAX_EPOCHS), default=None, help="override the profile's epochs")
+    run.add_argument("--seed", type=bounded_int(0, 2**32 - 1), default=0, help="weights, data order and dropout seed")
+    run.add_argument("--threads", type=bounded_int(1, 4096), default=None,
+                     help=f"CPU threads per worker, the same for every framework (default: all {envinfo.available_cpus()})")
+    run.add_argument("--out", type=Path, default=None, help="results folder (default: results/<run id>)")
+    ver = sub.add_parser("verify", help="check that every framework gives the same logits from the same weights")
+    _common(ver, devices=False)
+    ver.add_argument("--out", type=Path, default=None, help="where logits and logs go (default: a temporary folder)")
+    sub.add_parser("list", help="tasks, profiles, datasets, frameworks (installed?) and devices")
+    rep = sub.add_parser("report", help="re-render the comparison tables from saved records")
+    rep.add_argument("paths", nargs="+", type=Path, metavar="RESULTS", help="records files or run folders")
+    rep.add_argument("--output", type=Path, default=None, help="also write the Markdown report here")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    try:
+        args = build_parser().parse_args(argv)
+        from bench import commands
+
+        return int(getattr(commands, f"cmd_{args.command}")(args))
+    except BenchError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console.print("[bold red]interrupted[/]")
+        return 130
+
+
+def installed(framework: str) -> bool:
+    """Whether the framework's packages are importable here (found, not imported)."""
+    from bench.adapter import FRAMEWORK_PACKAGES
+
+    return all(importlib.util.find_spec(m) is not None for m in FRAMEWORK_PACKAGES[framework])
+
+
+def data_root(arg: Path | None) -> Path:
+    root = arg if arg is not None else default_data_root()
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"--data-root {root} is a file; pass a folder")
+    return root
+

@@ -1,0 +1,178 @@
+"""What each subcommand does behind the thin CLI: run, list, verify, report."""
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bench import envinfo, records, report
+from bench.cli import choices, data_root, installed, pythons
+from bench.errors import RecordError, UsageError
+from bench.runner import RunConfig, run
+from bench.spec import DATASETS, DEVICES, FRAMEWORKS, PROFILES, TASKS, param_count
+from bench.worker import Cell
+
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+def _writable_folder(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{__import__('os').getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot write to {path} ({exc.strerror or exc}); pass a writable --out") from None
+    return path
+
+
+def _config(args: argparse.Namespace, devices: list[str], profile: str, out: Path | None) -> RunConfig:
+    cfg = RunConfig(
+        tasks=choices(args.task, list(TASKS), "task"),
+        frameworks=choices(args.framework, FRAMEWORKS, "framework"),
+        devices=devices, profile=profile, data_root=data_root(args.data_root),
+        timeout_s=args.timeout, pythons=pythons(args.python),
+    )
+    cfg.out = _writable_folder(out if out is not None else Path("results") / cfg.run_id)
+    return cfg
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    devices = choices(args.device, DEVICES, "device")
+    if args.profile not in PROFILES:
+        raise UsageError(f"unknown profile {args.profile!r}; choose from {', '.join(PROFILES)}")
+    cfg = _config(args, devices, args.profile, args.out)
+    if args.dataset is not None:
+        if args.dataset not in DATASETS:
+            raise UsageError(f"unknown dataset {args.dataset!r}; choose from {', '.join(DATASETS)}")
+        for t in cfg.tasks:
+            if args.dataset not in TASKS[t].datasets:
+                raise UsageError(f"task {t} does not run on {args.dataset}; it takes {', '.join(TASKS[t].datasets)}")
+    cfg.dataset, cfg.epochs, cfg.seed = args.dataset, args.epochs, args.seed
+    if args.threads:
+        cfg.threads = args.threads
+    if "gpu" in devices and not envinfo.gpu_models():
+        err_console.print("[yellow]note:[/] nvidia-smi finds no GPU; GPU cells will be skipped if no framework sees one")
+    n_cells = len(cfg.tasks) * len(cfg.frameworks) * len(devices)
+    err_console.print(f"bench run {cfg.run_id}: {n_cells} cells, profile {cfg.profile}, results in {cfg.out}")
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=err_console, transient=True)
+    overall = progress.add_task("cells", total=n_cells)
+    current: dict[str, Any] = {}
+
+    def on_event(cell: Cell, ev: dict[str, Any]) -> None:
+        if ev.get("event") == "start":
+            current["id"] = progress.add_task(f"  {cell.label()}", total=ev.get("epochs") or 1)
+        elif ev.get("event") == "epoch" and "id" in current:
+            progress.update(current["id"], completed=ev["epoch"])
+
+    def on_record(rec: records.Record) -> None:
+        if "id" in current:
+            progress.remove_task(current.pop("id"))
+        progress.advance(overall)
+        mark = {"ok": "[green]ok[/]", "skipped": "[yellow]skipped[/]"}.get(rec.status, "[red]failed[/]")
+        detail = (f"accuracy {100 * rec.test_accuracy:.2f} %, train {rec.train_time_s:.1f} s"
+                  if rec.status == "ok" and rec.test_accuracy is not None else (rec.error or "").splitlines()[0][:160])
+        progress.console.print(f"{rec.task}/{rec.framework}/{rec.device}: {mark} {detail}", highlight=False)
+
+    with progress:
+        recs, interrupted = run(cfg, on_event=on_event, on_record=on_record)
+    md = report.markdown_report(recs)
+    (cfg.out / "report.md").write_text(md)
+    out_console.print(report.rich_table(recs, title=f"bench {cfg.run_id} ({cfg.profile})"))
+    err_console.print(f"records: {cfg.out / records.RECORDS_FILE}\nreport:  {cfg.out / 'report.md'}")
+    if interrupted:
+        missing = n_cells - len(recs)
+        err_console.print(f"[red]interrupted:[/] {len(recs)} cells recorded, {missing} not run")
+        return 130
+    failed = [r for r in recs if r.status == "failed"]
+    if failed:
+        err_console.print(f"[red]{len(failed)} of {len(recs)} cells failed[/] (details in the report and logs/)")
+        return 1
+    if not any(r.status == "ok" for r in recs):
+        err_console.print("[red]no cell ran[/]: every cell was skipped (see the reasons above)")
+        return 1
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from bench.verify import problems, run_verify
+
+    out = args.out if args.out is not None else Path(tempfile.mkdtemp(prefix="bench-verify-"))
+    cfg = _config(args, ["cpu"], "smoke", out)
+    outcomes, diffs = run_verify(cfg)
+    table = Table(title="logit parity: same weights, same batch, fp32 on CPU", header_style="bold")
+    for col in ("task", "pair", "max |Δ logit|", "tolerance", "result"):
+        table.add_column(col, justify="left" if col in ("task", "pair") else "right")
+    for d in diffs:
+        table.add_row(d.task, f"{d.a} vs {d.b}", f"{d.max_abs_diff:.2e}", f"{d.tolerance:.0e}",
+                      "[green]ok[/]" if d.ok else "[red]FAIL[/]")
+    out_console.print(table)
+    found = problems(outcomes, diffs)
+    for p in found:
+        err_console.print(f"[red]verify:[/] {p}", highlight=False)
+    if not found:
+        err_console.print(f"verify: {len(diffs)} framework pairs agree within tolerance")
+    return 1 if found else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    recs, probs = records.collect(args.paths)
+    for p in probs:
+        err_console.print(f"[yellow]warning:[/] {p}", highlight=False)
+    if not recs:
+        raise RecordError(f"no readable records in {', '.join(map(str, args.paths))}")
+    out_console.print(report.rich_table(recs, title="bench report"))
+    if args.output is not None:
+        try:
+            args.output.write_text(report.markdown_report(recs, probs))
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.output} ({exc.strerror or exc})") from None
+        err_console.print(f"report: {args.output}")
+    return 0
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    t = Table(title="tasks", header_style="bold")
+    for col in ("task", "parameters", "epochs", "batch", "optimizer", "datasets", "description"):
+        t.add_column(col)
+    for name, task in TASKS.items():
+        t.add_row(name, f"{param_count(task):,}", str(task.epochs), str(task.batch_size),
+                  f"{task.optimizer.name} lr {task.optimizer.lr:g}", ", ".join(task.datasets), task.description)
+    out_console.print(t)
+    p = Table(title="profiles", header_style="bold")
+    for col in ("profile", "epochs", "train examples", "test examples", "data"):
+        p.add_column(col)
+    for prof in PROFILES.values():
+        p.add_row(prof.name, str(prof.epochs or "the task's"), str(prof.train_limit or "all"),
+                  str(prof.test_limit or "all"), "bundled offline subset" if prof.bundled else "full dataset files")
+    out_console.print(p)
+    f = Table(title="frameworks (this interpreter)", header_style="bold")
+    for col in ("framework", "installed", "versions"):
+        f.add_column(col)
+    from bench.adapter import FRAMEWORK_PACKAGES
+
+    for fw in FRAMEWORKS:
+        f.add_row(fw, "yes" if installed(fw) else "[red]no[/]",
+                  ", ".join(f"{m} {_version(m)}" for m in FRAMEWORK_PACKAGES[fw]))
+    out_console.print(f)
+    gpus = envinfo.gpu_models()
+    out_console.print(f"devices: cpu ({envinfo.cpu_model()}, {envinfo.available_cpus()} CPUs)"
+                      + (f"; gpu: {', '.join(gpus)}" if gpus else "; gpu: none found by nvidia-smi"))
+    root = data_root(None)
+    out_console.print(f"data root: {root} (override with --data-root or $BENCH_DATA)")
+    return 0

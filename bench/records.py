@@ -1,0 +1,159 @@
+"""Versioned result records: one JSON object per cell, appended atomically to JSONL files."""
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from bench.errors import RecordError
+
+SCHEMA_VERSION = 1
+RECORDS_FILE = "records.jsonl"
+STATUSES = ("ok", "failed", "skipped")
+
+
+@dataclass
+class Record:
+    """Everything measured for one (task, framework, device, seed) cell; times in seconds."""
+
+    task: str
+    framework: str
+    device: str
+    profile: str
+    dataset: str
+    seed: int
+    status: str  # ok | failed | skipped
+    spec_hash: str
+    run_id: str = ""
+    schema_version: int = SCHEMA_VERSION
+    error: str | None = None
+    traceback: str | None = None
+    epochs: int | None = None
+    test_accuracy: float | None = None
+    test_loss: float | None = None
+    train_time_s: float | None = None  # all training steps, summed over epochs; no evaluation
+    epoch_times_s: list[float] = field(default_factory=list)
+    first_epoch_s: float | None = None  # includes compilation / warm-up
+    steady_epoch_s: float | None = None  # median of epochs 2..n
+    samples_per_s: float | None = None  # training samples per steady second
+    eval_time_s: float | None = None  # the final test-set evaluation
+    history: list[dict[str, Any]] = field(default_factory=list)  # per epoch: loss, val metrics, times
+    peak_host_rss_bytes: int | None = None  # of the worker process, from wait4
+    setup_rss_bytes: int | None = None  # after imports, data and model build, before training
+    peak_device_bytes: int | None = None  # the framework's own peak counter; None on CPU
+    param_count: int | None = None
+    n_train: int | None = None
+    n_val: int | None = None
+    n_test: int | None = None
+    data_source: str | None = None
+    data_fingerprint: str | None = None
+    weights_digest: str | None = None
+    import_time_s: float | None = None
+    setup_time_s: float | None = None
+    wall_time_s: float | None = None  # the whole worker process, start to exit
+    threads: int | None = None
+    device_name: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)
+    started_at: str | None = None
+    finished_at: str | None = None
+
+    def key(self) -> tuple[str, str, str]:
+        return (self.task, self.framework, self.device)
+
+
+FIELDS = {f.name for f in dataclasses.fields(Record)}
+REQUIRED = {f.name for f in dataclasses.fields(Record) if f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING}
+
+
+def to_json(rec: Record) -> str:
+    return json.dumps(dataclasses.asdict(rec), sort_keys=True, allow_nan=False, default=str)
+
+
+def from_dict(d: dict[str, Any], where: str = "record") -> Record:
+    if not isinstance(d, dict):
+        raise RecordError(f"{where}: not a JSON object")
+    version = d.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise RecordError(f"{where}: schema version {version!r}, this bench reads {SCHEMA_VERSION}")
+    missing = REQUIRED - d.keys()
+    if missing:
+        raise RecordError(f"{where}: missing {', '.join(sorted(missing))}")
+    if d["status"] not in STATUSES:
+        raise RecordError(f"{where}: status {d['status']!r} is not one of {', '.join(STATUSES)}")
+    return Record(**{k: v for k, v in d.items() if k in FIELDS})
+
+
+def append(path: Path, records: Iterable[Record]) -> None:
+    """Append whole lines under an exclusive lock, one write each, then fsync.
+
+    O_APPEND plus the lock keeps two bench processes on one file from interleaving; a crash
+    can leave at most a final partial line, which readers skip and report.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        # A previous writer killed mid-line must not glue its fragment onto our record.
+        size = os.fstat(fd).st_size
+        needs_newline = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+        for rec in records:
+            data = ("\n" if needs_newline else "") + to_json(rec) + "\n"
+            needs_newline = False
+            os.write(fd, data.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_file(path: Path) -> tuple[list[Record], list[str]]:
+    """Records of one JSONL file, and one warning per damaged or foreign line (never raises on content)."""
+    records: list[Record] = []
+    problems: list[str] = []
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise RecordError(f"{path}: cannot read ({exc.strerror})") from None
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            records.append(from_dict(json.loads(line), where))
+        except json.JSONDecodeError:
+            problems.append(f"{where}: not valid JSON (damaged line), skipped")
+        except (RecordError, TypeError) as exc:
+            problems.append(f"{exc}, skipped")
+    return records, problems
+
+
+def collect(paths: Iterable[Path]) -> tuple[list[Record], list[str]]:
+    """Records from files and folders (every records.jsonl below a folder)."""
+    records: list[Record] = []
+    problems: list[str] = []
+    for p in paths:
+        if p.is_dir():
+            files = sorted(p.rglob("*.jsonl"))
+            if not files:
+                raise RecordError(f"{p}: no .jsonl record files in this folder; pass a run folder or a records file")
+        elif p.exists():
+            files = [p]
+        else:
+            raise RecordError(f"{p}: no such file or folder")
+        for f in files:
+            recs, probs = read_file(f)
+            records += recs
+            problems += probs
+    return records, problems
+
+
+def frame(records: list[Record]) -> Any:
+    """A pandas DataFrame, one row per record (pandas is imported only here)."""
+    import pandas as pd
+
+    return pd.DataFrame([dataclasses.asdict(r) for r in records])

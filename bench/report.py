@@ -1,0 +1,166 @@
+"""Comparison tables from records: rows task x framework, columns per device (rich and Markdown)."""
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from typing import Any, Callable
+
+from bench.records import Record
+from bench.spec import FRAMEWORKS, TASKS
+
+Cell = dict[str, Any]
+
+
+def _fmt_pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.2f} %"
+
+
+def _fmt_s(v: float | None) -> str:
+    return "–" if v is None else (f"{v:.2f}" if v < 100 else f"{v:.0f}")
+
+
+def _fmt_bytes(v: float | None) -> str:
+    return "–" if v is None else f"{v / 2**20:,.0f} MiB"
+
+
+def _median(values: list[Any]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def aggregate(records: list[Record]) -> dict[tuple[str, str, str], Cell]:
+    """One entry per (task, framework, device): medians over its ok records (seeds, repeats)."""
+    groups: dict[tuple[str, str, str], list[Record]] = defaultdict(list)
+    for r in records:
+        groups[r.key()].append(r)
+    out: dict[tuple[str, str, str], Cell] = {}
+    for key, recs in groups.items():
+        ok = [r for r in recs if r.status == "ok"]
+        last = recs[-1]
+        cell: Cell = {"status": "ok" if ok else last.status, "n": len(ok), "of": len(recs),
+                      "error": None if ok else last.error}
+        for name in ("test_accuracy", "train_time_s", "steady_epoch_s", "first_epoch_s", "samples_per_s",
+                     "peak_host_rss_bytes", "peak_device_bytes", "eval_time_s"):
+            cell[name] = _median([getattr(r, name) for r in ok])
+        out[key] = cell
+    return out
+
+
+def _order(names: set[str], preferred: tuple[str, ...]) -> list[str]:
+    return [n for n in preferred if n in names] + sorted(names - set(preferred))
+
+
+Column = tuple[str, Callable[[Cell], str]]
+
+
+def _device_columns(device: str) -> list[Column]:
+    d = device.upper()
+    cols: list[Column] = [
+        (f"{d} status", lambda c: c["status"] + (f" ({c['n']}/{c['of']})" if c["of"] > 1 else "")),
+        (f"{d} accuracy", lambda c: _fmt_pct(c["test_accuracy"])),
+        (f"{d} train s", lambda c: _fmt_s(c["train_time_s"])),
+        (f"{d} first epoch s", lambda c: _fmt_s(c["first_epoch_s"])),
+        (f"{d} steady epoch s", lambda c: _fmt_s(c["steady_epoch_s"])),
+        (f"{d} samples/s", lambda c: "–" if c["samples_per_s"] is None else f"{c['samples_per_s']:,.0f}"),
+        (f"{d} peak RSS", lambda c: _fmt_bytes(c["peak_host_rss_bytes"])),
+    ]
+    if device != "cpu":
+        cols.append((f"{d} peak device mem", lambda c: _fmt_bytes(c["peak_device_bytes"])))
+    return cols
+
+
+def table_rows(records: list[Record]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the comparison table."""
+    agg = aggregate(records)
+    tasks = _order({k[0] for k in agg}, tuple(TASKS))
+    fws = _order({k[1] for k in agg}, FRAMEWORKS)
+    devices = _order({k[2] for k in agg}, ("cpu", "gpu"))
+    header = ["task", "framework"]
+    for d in devices:
+        header += [name for name, _ in _device_columns(d)]
+    speedup = "cpu" in devices and "gpu" in devices
+    if speedup:
+        header.append("GPU speedup")
+    rows = []
+    for t in tasks:
+        for f in fws:
+            if not any((t, f, d) in agg for d in devices):
+                continue
+            row = [t, f]
+            for d in devices:
+                c = agg.get((t, f, d))
+                row += [fn(c) if c else "–" for _, fn in _device_columns(d)]
+            if speedup:
+                cpu, gpu = agg.get((t, f, "cpu")), agg.get((t, f, "gpu"))
+                ok = cpu and gpu and cpu["train_time_s"] and gpu["train_time_s"]
+                row.append(f"{cpu['train_time_s'] / gpu['train_time_s']:.1f}×" if ok else "–")
+            rows.append(row)
+    return header, rows
+
+
+def rich_table(records: list[Record], title: str = "bench") -> Any:
+    from rich.table import Table
+
+    header, rows = table_rows(records)
+    table = Table(title=title, header_style="bold")
+    for i, h in enumerate(header):
+        table.add_column(h, justify="left" if i < 2 else "right", no_wrap=i < 2)
+    for row in rows:
+        table.add_row(*[("[red]" + v + "[/red]") if v.startswith("failed") else v for v in row])
+    return table
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    esc = [[v.replace("|", "\\|") for v in r] for r in [header, *rows]]
+    lines = ["| " + " | ".join(esc[0]) + " |", "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in esc[1:]]
+    return "\n".join(lines)
+
+
+def _environment(records: list[Record]) -> list[str]:
+    lines = []
+    envs = {(r.env.get("cpu"), r.env.get("cpus"), tuple(r.env.get("gpus") or ())) for r in records if r.env}
+    for cpu, cpus, gpus in sorted(envs, key=str):
+        lines.append(f"- Machine: {cpu} ({cpus} CPUs available)" + (f"; GPU: {', '.join(gpus)}" if gpus else "; no GPU"))
+    versions: dict[str, set[str]] = defaultdict(set)
+    for r in records:
+        for k, v in r.versions.items():
+            if v:
+                versions[k].add(str(v))
+    if versions:
+        lines.append("- Versions: " + ", ".join(f"{k} {'/'.join(sorted(v))}" for k, v in sorted(versions.items())))
+    runs = sorted({(r.run_id, r.profile, r.dataset, r.epochs, r.threads, (r.env or {}).get("commit")) for r in records}, key=str)
+    for run_id, profile, dataset, epochs, threads, commit in runs:
+        lines.append(f"- Run {run_id}: profile {profile}, dataset {dataset}, {epochs} epochs, "
+                     f"{threads} CPU threads per worker, commit {commit or 'unknown'}")
+    return lines
+
+
+NOTES = """\
+How to read this: *train s* is the sum of all epochs' training steps (evaluation excluded), timed
+by the harness with a device sync before each clock read; *first epoch* includes compilation and
+warm-up, *steady epoch* is the median of epochs 2..n; *samples/s* is over steady epochs; *peak RSS*
+is the worker process's peak resident memory (imports, data and framework included); *peak device
+mem* is the framework's own allocator peak. Every framework starts from the same weights file, sees
+the same batches in the same order and uses the spec's optimizer rule in fp32 (TF32 off)."""
+
+
+def markdown_report(records: list[Record], problems: list[str] | None = None) -> str:
+    header, rows = table_rows(records)
+    out = ["# bench report", "", *_environment(records), "", markdown_table(header, rows), ""]
+    refs = sorted({(r.task, r.dataset) for r in records if r.task in TASKS})
+    ref_lines = [f"{t} on {d}: {100 * TASKS[t].reference_accuracy[d]:.1f} %" for t, d in refs
+                 if d in TASKS[t].reference_accuracy]
+    if ref_lines:
+        out += ["Reference test accuracies (published Keras examples, full standard profile): "
+                + "; ".join(ref_lines) + ".", ""]
+    bad = [r for r in records if r.status != "ok"]
+    if bad:
+        out += ["## Cells that did not run", ""]
+        out += [f"- {r.task}/{r.framework}/{r.device} (seed {r.seed}): **{r.status}** — "
+                f"{(r.error or '').splitlines()[0] if r.error else 'no reason given'}" for r in bad]
+        out.append("")
+    if problems:
+        out += ["## Unreadable record lines", "", *[f"- {p}" for p in problems], ""]
+    out += [NOTES, ""]
+    return "\n".join(out)

@@ -1,0 +1,68 @@
+"""`bench verify`: same weights, same batch, every framework -> pairwise max |logit difference|."""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.runner import RunConfig, plan, run_cell
+from bench.spec import TASKS, param_count
+
+
+@dataclass
+class Outcome:
+    task: str
+    framework: str
+    status: str
+    error: str | None
+    param_count: int | None
+    logits: np.ndarray | None
+
+
+@dataclass
+class PairDiff:
+    task: str
+    a: str
+    b: str
+    max_abs_diff: float
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.max_abs_diff <= self.tolerance)
+
+
+def run_verify(cfg: RunConfig) -> tuple[list[Outcome], list[PairDiff]]:
+    """Each (task, framework) in its own worker on CPU, fp32; then compare every pair."""
+    outcomes: list[Outcome] = []
+    for cell in plan(cfg, kind="logits"):
+        cell.logits_path = str((cfg.out / "cells" / f"{cell.task}_{cell.framework}_logits.npy").resolve())
+        Path(cell.logits_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(cell.logits_path).unlink(missing_ok=True)
+        rec, _ = run_cell(cell, cfg)
+        logits = np.load(cell.logits_path, allow_pickle=False) if rec.status == "ok" else None
+        outcomes.append(Outcome(cell.task, cell.framework, rec.status, rec.error, rec.param_count, logits))
+    diffs = []
+    for task in cfg.tasks:
+        ok = [o for o in outcomes if o.task == task and o.logits is not None]
+        for a, b in itertools.combinations(ok, 2):
+            d = float(np.max(np.abs(a.logits.astype(np.float64) - b.logits.astype(np.float64))))
+            diffs.append(PairDiff(task, a.framework, b.framework, d, TASKS[task].verify_tolerance))
+    return outcomes, diffs
+
+
+def problems(outcomes: list[Outcome], diffs: list[PairDiff]) -> list[str]:
+    """Everything that makes verification fail; empty means the frameworks agree."""
+    out = []
+    for o in outcomes:
+        if o.status != "ok":
+            out.append(f"{o.task}/{o.framework}: {o.status}: {(o.error or '').splitlines()[0] if o.error else ''}")
+        elif o.param_count != param_count(TASKS[o.task]):
+            out.append(f"{o.task}/{o.framework}: {o.param_count} parameters, the spec has {param_count(TASKS[o.task])}")
+    out += [f"{d.task}: {d.a} vs {d.b} differ by {d.max_abs_diff:.2e} > {d.tolerance:.0e}" for d in diffs if not d.ok]
+    for task in {o.task for o in outcomes}:
+        if sum(1 for o in outcomes if o.task == task and o.logits is not None) < 2:
+            out.append(f"{task}: fewer than two frameworks ran, nothing was compared")
+    return out

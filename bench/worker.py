@@ -1,0 +1,173 @@
+"""Child process for one cell: `python -m bench.worker CELL.json RESULT.json` -> a record or a failure."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+EVENT_PREFIX = "@bench "  # progress lines on stdout; anything else there is framework noise
+
+
+@dataclass
+class Cell:
+    """What one worker runs: a training cell, or `logits` (one batch through the initial weights)."""
+
+    task: str
+    framework: str
+    device: str
+    profile: str
+    dataset: str
+    seed: int
+    epochs: int
+    data_root: str
+    weights_path: str
+    threads: int | None = None
+    kind: str = "train"  # "train" | "logits"
+    logits_path: str | None = None
+    run_id: str = ""
+
+    def label(self) -> str:
+        return f"{self.task}/{self.framework}/{self.device}/s{self.seed}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def emit(event: str, **fields: Any) -> None:
+    print(EVENT_PREFIX + json.dumps({"event": event, **fields}), flush=True)
+
+
+def evaluate(adapter: Any, split: Any, batch_size: int) -> tuple[float, float]:
+    """Mean softmax cross-entropy and accuracy, computed in NumPy from the adapter's logits."""
+    import numpy as np
+
+    from bench.data import eval_batches
+
+    losses, hits = 0.0, 0
+    for start, (x, n) in zip(range(0, len(split), batch_size), eval_batches(split, batch_size)):
+        logits = adapter.predict(x)[:n].astype(np.float64)
+        y = split.y[start : start + n]
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        losses += float(-logp[np.arange(n), y].sum())
+        hits += int((logits.argmax(axis=1) == y).sum())
+    return losses / len(split), hits / len(split)
+
+
+def run_train(cell: Cell, out: dict[str, Any], notify: Callable[..., None] = emit) -> None:
+    """Train one cell, filling `out` as it goes (what was measured survives a later failure)."""
+    from bench import data, measure, weights
+    from bench.adapter import load_adapter
+    from bench.spec import PROFILES, TASKS
+
+    t0 = measure.clock()
+    adapter = load_adapter(cell.framework)  # the framework import happens here
+    out["import_time_s"] = measure.clock() - t0
+    out["versions"] = adapter.versions()
+    task, profile = TASKS[cell.task], PROFILES[cell.profile]
+    td = data.load_task_data(task, cell.dataset, profile, Path(cell.data_root))
+    w = weights.load(Path(cell.weights_path), task)
+    adapter.build(task, w, cell.device, cell.seed)
+    out.update(
+        param_count=adapter.param_count(), n_train=len(td.train), n_val=len(td.val) if td.val else 0,
+        n_test=len(td.test), data_source=td.source, data_fingerprint=td.fingerprint,
+        weights_digest=weights.digest(w), setup_time_s=measure.clock() - t0,
+        setup_rss_bytes=measure.current_rss_bytes(), device_name=adapter.device_name(),
+    )
+    steps = len(td.train) // task.batch_size
+    epoch_times: list[float] = []
+    history: list[dict[str, Any]] = out.setdefault("history", [])
+    notify("start", epochs=cell.epochs, steps=steps)
+    for epoch in range(cell.epochs):
+        losses = []
+        start = measure.clock()
+        for x, y in data.train_batches(td.train, cell.seed, epoch, task.batch_size):
+            losses.append(adapter.train_step(x, y))  # device scalars: no host sync per step
+        adapter.sync()
+        elapsed = measure.clock() - start
+        epoch_times.append(elapsed)
+        row: dict[str, Any] = {"epoch": epoch + 1, "time_s": elapsed,
+                               "train_loss": sum(float(v) for v in losses) / len(losses)}
+        if td.val is not None:
+            t = measure.clock()
+            row["val_loss"], row["val_accuracy"] = evaluate(adapter, td.val, task.eval_batch_size)
+            row["val_time_s"] = measure.clock() - t
+        history.append(row)
+        out["epoch_times_s"] = epoch_times
+        notify("epoch", **row, epochs=cell.epochs)
+    out["train_time_s"] = sum(epoch_times)
+    out.update(measure.epoch_summary(epoch_times, steps * task.batch_size))
+    t = measure.clock()
+    out["test_loss"], out["test_accuracy"] = evaluate(adapter, td.test, task.eval_batch_size)
+    out["eval_time_s"] = measure.clock() - t
+    out["peak_device_bytes"] = adapter.device_peak_bytes()
+
+
+def run_logits(cell: Cell, out: dict[str, Any]) -> None:
+    """The first `verify_batch` smoke test images through the initial weights, saved as .npy."""
+    import numpy as np
+
+    from bench import data, weights
+    from bench.adapter import load_adapter
+    from bench.spec import PROFILES, TASKS
+
+    adapter = load_adapter(cell.framework)
+    out["versions"] = adapter.versions()
+    task = TASKS[cell.task]
+    td = data.load_task_data(task, cell.dataset, PROFILES["smoke"], Path(cell.data_root))
+    adapter.build(task, weights.load(Path(cell.weights_path), task), cell.device, cell.seed)
+    out["param_count"] = adapter.param_count()
+    logits = adapter.predict(np.ascontiguousarray(td.test.x[: task.verify_batch]))
+    assert cell.logits_path
+    np.save(cell.logits_path, logits, allow_pickle=False)
+
+
+def classify(exc: BaseException, framework: str) -> tuple[str, str]:
+    """(status, message): a missing framework or device is a skip, anything else a failure."""
+    from bench.adapter import FRAMEWORK_PACKAGES, DeviceUnavailable
+
+    if isinstance(exc, DeviceUnavailable):
+        return "skipped", str(exc)
+    if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] in FRAMEWORK_PACKAGES[framework]:
+        return "skipped", f"{exc.name} is not installed for this interpreter (pip install 'bench[{framework}]')"
+    return "failed", f"{type(exc).__name__}: {exc}"
+
+
+def write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, default=str, allow_nan=False))
+    os.replace(tmp, path)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m bench.worker CELL.json RESULT.json", file=sys.stderr)
+        return 2
+    cell = Cell(**json.loads(Path(argv[0]).read_text()))
+    if cell.threads:
+        # JAX has no thread-count flag: pinning the process to N cores is what bounds it.
+        cpus = sorted(os.sched_getaffinity(0))
+        if cell.threads < len(cpus):
+            os.sched_setaffinity(0, cpus[: cell.threads])
+    out: dict[str, Any] = {"started_at": _now(), "status": "ok"}
+    try:
+        (run_logits if cell.kind == "logits" else run_train)(cell, out)
+    except BaseException as exc:  # noqa: BLE001 - the worker reports every failure as data
+        out["status"], out["error"] = classify(exc, cell.framework)
+        out["traceback"] = traceback.format_exc() if out["status"] == "failed" else None
+        if isinstance(exc, KeyboardInterrupt):
+            out["error"] = "interrupted"
+    out["finished_at"] = _now()
+    write_json(Path(argv[1]), out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
+
