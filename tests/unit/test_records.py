@@ -1,0 +1,71 @@
+"""Records: versioned, appended atomically by concurrent writers, damaged lines skipped and reported."""
+import json
+import multiprocessing
+
+import pytest
+
+from bench import records
+from bench.errors import RecordError
+from bench.records import Record
+
+
+def rec(**kw) -> Record:
+    base = dict(task="mnist_mlp", framework="torch", device="cpu", profile="smoke", dataset="mnist", seed=0,
+                status="ok", spec_hash="abc", test_accuracy=0.9, train_time_s=1.0)
+    return Record(**{**base, **kw})
+
+
+def test_required_key_names_appear_exactly(tmp_path):
+    path = tmp_path / "r.jsonl"
+    records.append(path, [rec(peak_host_rss_bytes=10)])
+    d = json.loads(path.read_text())
+    for key in ("task", "framework", "device", "status", "test_accuracy", "train_time_s",
+                "peak_host_rss_bytes", "peak_device_bytes", "spec_hash", "schema_version", "env", "error"):
+        assert key in d
+    assert records.read_file(path) == ([rec(peak_host_rss_bytes=10)], [])
+
+
+def test_damaged_foreign_and_empty_lines_are_skipped_and_reported(tmp_path):
+    path = tmp_path / "r.jsonl"
+    good = records.to_json(rec())
+    other_schema = json.dumps({**json.loads(good), "schema_version": 99})
+    path.write_text(good + "\n\n" + good[:40] + "\n" + other_schema + "\n[1, 2]\n" + good + "\n")
+    got, problems = records.read_file(path)
+    assert len(got) == 2 and len(problems) == 3
+    assert any("not valid JSON" in p for p in problems) and any("schema version 99" in p for p in problems)
+
+
+def test_append_after_a_killed_writer_starts_a_fresh_line(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text(records.to_json(rec())[:30])  # a writer died mid-line
+    records.append(path, [rec(seed=7)])
+    got, problems = records.read_file(path)
+    assert [r.seed for r in got] == [7] and len(problems) == 1
+
+
+def _writer(path, n, seed):
+    for i in range(n):
+        records.append(path, [rec(seed=seed * 1000 + i, error="x" * 5000)])
+
+
+def test_concurrent_writers_never_interleave(tmp_path):
+    path = tmp_path / "r.jsonl"
+    procs = [multiprocessing.get_context("fork").Process(target=_writer, args=(path, 40, s)) for s in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    got, problems = records.read_file(path)
+    assert problems == [] and sorted(r.seed for r in got) == sorted(s * 1000 + i for s in range(4) for i in range(40))
+
+
+def test_collect_folders_and_missing_paths(tmp_path):
+    (tmp_path / "a").mkdir()
+    records.append(tmp_path / "a" / "records.jsonl", [rec(), rec(framework="jax")])
+    got, _ = records.collect([tmp_path])
+    assert {r.framework for r in got} == {"torch", "jax"}
+    with pytest.raises(RecordError, match="no such file"):
+        records.collect([tmp_path / "nope"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RecordError, match="no .jsonl"):
+        records.collect([tmp_path / "empty"])

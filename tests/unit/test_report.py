@@ -1,0 +1,29 @@
+"""The comparison table: medians over repeats, failures shown, GPU speedup only with both devices."""
+from bench import report
+from bench.records import Record
+
+
+def rec(**kw) -> Record:
+    base = dict(task="mnist_cnn", framework="tf", device="cpu", profile="smoke", dataset="mnist", seed=0,
+                status="ok", spec_hash="h", test_accuracy=0.9, train_time_s=10.0, steady_epoch_s=1.0)
+    return Record(**{**base, **kw})
+
+
+def test_rows_are_task_by_framework_with_medians_and_speedup():
+    recs = [rec(train_time_s=10.0), rec(train_time_s=30.0, seed=1), rec(train_time_s=20.0, seed=2),
+            rec(device="gpu", train_time_s=4.0, peak_device_bytes=3 * 2**20),
+            rec(framework="jax", status="failed", error="RuntimeError: boom", test_accuracy=None)]
+    header, rows = report.table_rows(recs)
+    assert header[:2] == ["task", "framework"] and header[-1] == "GPU speedup"
+    tf_row = dict(zip(header, rows[0]))
+    assert tf_row["CPU train s"] == "20.00" and tf_row["GPU speedup"] == "5.0×"
+    assert tf_row["GPU peak device mem"] == "3 MiB"
+    jax_row = dict(zip(header, rows[1]))
+    assert jax_row["CPU status"] == "failed" and jax_row["CPU accuracy"] == "–"
+    md = report.markdown_report(recs)
+    assert "RuntimeError: boom" in md and "| mnist_cnn | tf |" in md
+
+
+def test_single_device_has_no_speedup_column():
+    header, _ = report.table_rows([rec()])
+    assert "GPU speedup" not in header and not any(h.startswith("GPU") for h in header)
