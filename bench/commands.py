@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from bench.runner import RunConfig, run
 from bench.spec import DATASETS, DEVICES, FRAMEWORKS, PROFILES, TASKS, param_count
 from bench.worker import Cell
 
-out_console = Console()
+# Piped output (CI logs, files) is not wrapped at 80 columns: tables stay one row per line.
+out_console = Console() if sys.stdout.isatty() else Console(width=200)
 err_console = Console(stderr=True)
 
 

@@ -1,7 +1,6 @@
 """Comparison tables from records: rows task x framework, columns per device (rich and Markdown)."""
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from typing import Any, Callable
 
@@ -23,25 +22,27 @@ def _fmt_bytes(v: float | None) -> str:
     return "–" if v is None else f"{v / 2**20:,.0f} MiB"
 
 
-def _median(values: list[Any]) -> float | None:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
+METRICS = ("test_accuracy", "train_time_s", "steady_epoch_s", "first_epoch_s", "samples_per_s",
+           "peak_host_rss_bytes", "peak_device_bytes", "eval_time_s")
+KEY = ["task", "framework", "device"]
 
 
 def aggregate(records: list[Record]) -> dict[tuple[str, str, str], Cell]:
     """One entry per (task, framework, device): medians over its ok records (seeds, repeats)."""
-    groups: dict[tuple[str, str, str], list[Record]] = defaultdict(list)
-    for r in records:
-        groups[r.key()].append(r)
+    from bench.records import frame
+
+    df = frame(records)
+    ok = df[df["status"] == "ok"]
+    medians = ok.groupby(KEY)[list(METRICS)].median() if len(ok) else None
     out: dict[tuple[str, str, str], Cell] = {}
-    for key, recs in groups.items():
-        ok = [r for r in recs if r.status == "ok"]
-        last = recs[-1]
-        cell: Cell = {"status": "ok" if ok else last.status, "n": len(ok), "of": len(recs),
-                      "error": None if ok else last.error}
-        for name in ("test_accuracy", "train_time_s", "steady_epoch_s", "first_epoch_s", "samples_per_s",
-                     "peak_host_rss_bytes", "peak_device_bytes", "eval_time_s"):
-            cell[name] = _median([getattr(r, name) for r in ok])
+    for key, group in df.groupby(KEY, sort=False):
+        n_ok = int((group["status"] == "ok").sum())
+        last = group.iloc[-1]
+        cell: Cell = {"status": "ok" if n_ok else last["status"], "n": n_ok, "of": len(group),
+                      "error": None if n_ok else last["error"]}
+        for name in METRICS:
+            value = medians.loc[key, name] if n_ok and medians is not None else None
+            cell[name] = None if value is None or value != value else float(value)  # NaN -> None
         out[key] = cell
     return out
 
@@ -50,34 +51,34 @@ def _order(names: set[str], preferred: tuple[str, ...]) -> list[str]:
     return [n for n in preferred if n in names] + sorted(names - set(preferred))
 
 
-Column = tuple[str, Callable[[Cell], str]]
+Column = tuple[str, Callable[[Cell], str], bool]  # header, formatter, shown in the compact table
 
 
-def _device_columns(device: str) -> list[Column]:
+def _device_columns(device: str, compact: bool) -> list[tuple[str, Callable[[Cell], str]]]:
     d = device.upper()
     cols: list[Column] = [
-        (f"{d} status", lambda c: c["status"] + (f" ({c['n']}/{c['of']})" if c["of"] > 1 else "")),
-        (f"{d} accuracy", lambda c: _fmt_pct(c["test_accuracy"])),
-        (f"{d} train s", lambda c: _fmt_s(c["train_time_s"])),
-        (f"{d} first epoch s", lambda c: _fmt_s(c["first_epoch_s"])),
-        (f"{d} steady epoch s", lambda c: _fmt_s(c["steady_epoch_s"])),
-        (f"{d} samples/s", lambda c: "–" if c["samples_per_s"] is None else f"{c['samples_per_s']:,.0f}"),
-        (f"{d} peak RSS", lambda c: _fmt_bytes(c["peak_host_rss_bytes"])),
+        (f"{d} status", lambda c: c["status"] + (f" ({c['n']}/{c['of']})" if c["of"] > 1 else ""), True),
+        (f"{d} accuracy", lambda c: _fmt_pct(c["test_accuracy"]), True),
+        (f"{d} train s", lambda c: _fmt_s(c["train_time_s"]), True),
+        (f"{d} first epoch s", lambda c: _fmt_s(c["first_epoch_s"]), False),
+        (f"{d} steady epoch s", lambda c: _fmt_s(c["steady_epoch_s"]), True),
+        (f"{d} samples/s", lambda c: "–" if c["samples_per_s"] is None else f"{c['samples_per_s']:,.0f}", False),
+        (f"{d} peak RSS", lambda c: _fmt_bytes(c["peak_host_rss_bytes"]), device == "cpu"),
     ]
     if device != "cpu":
-        cols.append((f"{d} peak device mem", lambda c: _fmt_bytes(c["peak_device_bytes"])))
-    return cols
+        cols.append((f"{d} peak device mem", lambda c: _fmt_bytes(c["peak_device_bytes"]), True))
+    return [(name, fn) for name, fn, short in cols if short or not compact]
 
 
-def table_rows(records: list[Record]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the comparison table."""
+def table_rows(records: list[Record], compact: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the comparison table (compact: the terminal's narrower column set)."""
     agg = aggregate(records)
     tasks = _order({k[0] for k in agg}, tuple(TASKS))
     fws = _order({k[1] for k in agg}, FRAMEWORKS)
     devices = _order({k[2] for k in agg}, ("cpu", "gpu"))
     header = ["task", "framework"]
     for d in devices:
-        header += [name for name, _ in _device_columns(d)]
+        header += [name for name, _ in _device_columns(d, compact)]
     speedup = "cpu" in devices and "gpu" in devices
     if speedup:
         header.append("GPU speedup")
@@ -89,7 +90,7 @@ def table_rows(records: list[Record]) -> tuple[list[str], list[list[str]]]:
             row = [t, f]
             for d in devices:
                 c = agg.get((t, f, d))
-                row += [fn(c) if c else "–" for _, fn in _device_columns(d)]
+                row += [fn(c) if c else "–" for _, fn in _device_columns(d, compact)]
             if speedup:
                 cpu, gpu = agg.get((t, f, "cpu")), agg.get((t, f, "gpu"))
                 ok = cpu and gpu and cpu["train_time_s"] and gpu["train_time_s"]
@@ -101,7 +102,7 @@ def table_rows(records: list[Record]) -> tuple[list[str], list[list[str]]]:
 def rich_table(records: list[Record], title: str = "bench") -> Any:
     from rich.table import Table
 
-    header, rows = table_rows(records)
+    header, rows = table_rows(records, compact=True)
     table = Table(title=title, header_style="bold")
     for i, h in enumerate(header):
         table.add_column(h, justify="left" if i < 2 else "right", no_wrap=i < 2)
