@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import queue
 import signal
 import subprocess
@@ -171,7 +170,6 @@ def run_cell(cell: Cell, cfg: RunConfig, on_event: EventHandler | None = None) -
     if error is not None:
         tail = _log_tail(log_path)
         body = {"status": "failed", "error": error + (f"; log tail:\n{tail}" if tail else "")}
-    body.setdefault("versions", {})["python"] = body.get("versions", {}).get("python") or platform.python_version()
     fields = {k: v for k, v in body.items() if k in records.FIELDS and k not in base}
     rec = Record(**base, **fields, peak_host_rss_bytes=rss, wall_time_s=wall)
     if interrupted:

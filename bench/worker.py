@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import sys
 import traceback
 from dataclasses import dataclass
@@ -69,7 +70,7 @@ def run_train(cell: Cell, out: dict[str, Any], notify: Callable[..., None] = emi
     t0 = measure.clock()
     adapter = load_adapter(cell.framework)  # the framework import happens here
     out["import_time_s"] = measure.clock() - t0
-    out["versions"] = adapter.versions()
+    out.setdefault("versions", {}).update(adapter.versions())
     task, profile = TASKS[cell.task], PROFILES[cell.profile]
     td = data.load_task_data(task, cell.dataset, profile, Path(cell.data_root))
     w = weights.load(Path(cell.weights_path), task)
@@ -118,7 +119,7 @@ def run_logits(cell: Cell, out: dict[str, Any]) -> None:
     from bench.spec import PROFILES, TASKS
 
     adapter = load_adapter(cell.framework)
-    out["versions"] = adapter.versions()
+    out.setdefault("versions", {}).update(adapter.versions())
     task = TASKS[cell.task]
     td = data.load_task_data(task, cell.dataset, PROFILES["smoke"], Path(cell.data_root))
     adapter.build(task, weights.load(Path(cell.weights_path), task), cell.device, cell.seed)
@@ -155,7 +156,7 @@ def main(argv: list[str]) -> int:
         cpus = sorted(os.sched_getaffinity(0))
         if cell.threads < len(cpus):
             os.sched_setaffinity(0, cpus[: cell.threads])
-    out: dict[str, Any] = {"started_at": _now(), "status": "ok"}
+    out: dict[str, Any] = {"started_at": _now(), "status": "ok", "versions": {"python": platform.python_version()}}
     try:
         (run_logits if cell.kind == "logits" else run_train)(cell, out)
     except BaseException as exc:  # noqa: BLE001 - the worker reports every failure as data

@@ -1,0 +1,47 @@
+"""The worker reports every outcome as data; the runner fixes the child's environment before import."""
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import worker
+from bench.adapter import DeviceUnavailable
+from bench.runner import worker_env
+from tests.conftest import has
+
+
+def cell(tmp_path: Path, **kw) -> worker.Cell:
+    base = dict(task="mnist_mlp", framework="torch", device="cpu", profile="smoke", dataset="mnist", seed=0,
+                epochs=1, data_root=str(tmp_path), weights_path=str(tmp_path / "missing.npz"), threads=2)
+    return worker.Cell(**{**base, **kw})
+
+
+def test_classify_missing_framework_and_device_as_skips_everything_else_as_failure():
+    assert worker.classify(DeviceUnavailable("no GPU"), "jax") == ("skipped", "no GPU")
+    status, msg = worker.classify(ModuleNotFoundError("No module named 'torch'", name="torch"), "torch")
+    assert status == "skipped" and "pip install 'bench[torch]'" in msg
+    assert worker.classify(ModuleNotFoundError("x", name="optax.contrib"), "jax")[0] == "skipped"
+    assert worker.classify(ModuleNotFoundError("x", name="numpy"), "torch")[0] == "failed"
+    assert worker.classify(ValueError("bad"), "tf") == ("failed", "ValueError: bad")
+
+
+@pytest.mark.skipif(not has("torch"), reason="needs torch")
+def test_a_failing_cell_writes_a_failure_with_its_traceback(tmp_path):
+    c = cell(tmp_path)
+    cell_path, result_path = tmp_path / "cell.json", tmp_path / "result.json"
+    cell_path.write_text(json.dumps(c.__dict__))
+    assert worker.main([str(cell_path), str(result_path)]) == 0
+    result = json.loads(result_path.read_text())
+    assert result["status"] == "failed" and "missing.npz" in result["error"]
+    assert "Traceback" in result["traceback"] and result["versions"]["torch"]
+    assert result["import_time_s"] > 0  # what was measured before the failure survives
+
+
+def test_worker_env_cpu_cells_hide_gpus_and_share_one_thread_budget(tmp_path):
+    env = worker_env(cell(tmp_path, threads=3), base={"PATH": "/bin", "JAX_PLATFORMS": "cuda"})
+    assert env["CUDA_VISIBLE_DEVICES"] == "" and env["JAX_PLATFORMS"] == "cpu"
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "BENCH_THREADS"):
+        assert env[var] == "3"
+    assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" and env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+    gpu = worker_env(cell(tmp_path, device="gpu"), base={"PATH": "/bin", "JAX_PLATFORMS": "cpu"})
+    assert "JAX_PLATFORMS" not in gpu and "CUDA_VISIBLE_DEVICES" not in gpu
