@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import envinfo, records, report
+from bench import data, envinfo, records, report
 from bench.cli import choices, data_root, installed, pythons
 from bench.errors import RecordError, UsageError
 from bench.runner import RunConfig, run
@@ -51,6 +51,9 @@ def _config(args: argparse.Namespace, devices: list[str], profile: str, out: Pat
             if dataset not in TASKS[t].datasets:
                 raise UsageError(f"task {t} does not run on {dataset}; it takes {', '.join(TASKS[t].datasets)}")
         cfg.dataset = dataset
+    prof = PROFILES[profile]
+    for t in cfg.tasks:  # missing or corrupt data: one error now, not one failed cell per framework
+        data.prepare(TASKS[t], cfg.dataset or TASKS[t].datasets[0], prof, cfg.data_root)
     cfg.out = _writable_folder(out if out is not None else Path("results") / cfg.run_id)
     return cfg
 

@@ -146,6 +146,17 @@ def load_idx_split(ds: DatasetSpec, split: str, root: Path) -> tuple[np.ndarray,
     return x.reshape(len(x), *ds.image_shape), y.astype(np.int32)
 
 
+def prepare(task: TaskSpec, dataset: str, profile: Profile, root: Path) -> str:
+    """Make sure a cell's data is there and verified (downloading it once) before workers start."""
+    ds = _dataset(task, dataset)
+    if profile.bundled and ds.bundled is not None:
+        load_bundled(ds)
+        return f"bundled:{ds.bundled.package}"
+    for fname in ds.content_sha256:
+        ensure_file(ds, fname, root)
+    return f"idx:{root / ds.name}"
+
+
 def load_bundled(ds: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
     """The dataset's real offline subset, interleaved by class (see spec.BundledSubset)."""
     b = ds.bundled

@@ -76,6 +76,25 @@ def test_other_bad_inputs(capsys, tmp_path):
         assert message in err and len(err.splitlines()) == 1, (args, err)
 
 
+def test_missing_data_offline_is_one_error_before_any_cell(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_OFFLINE", "1")
+    out = tmp_path / "out"
+    assert main(["run", "--profile", "quick", "--data-root", str(tmp_path / "nodata"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "train-images-idx3-ubyte.gz" in err and str(tmp_path / "nodata" / "mnist") in err
+    assert len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_corrupt_local_file_is_named(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_OFFLINE", "1")
+    (tmp_path / "fashion_mnist").mkdir()
+    (tmp_path / "fashion_mnist" / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b garbage")
+    assert main(["run", "--profile", "quick", "--dataset", "fashion_mnist", "--data-root", str(tmp_path),
+                 "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "train-images-idx3-ubyte.gz" in err and "cannot decompress" in err
+
+
 def test_list_names_tasks_and_frameworks():
     res = bench("list")
     assert res.returncode == 0
