@@ -14,6 +14,20 @@ from impls.torch.models import SpecNet, from_torch, to_torch, torch_name
 from impls.torch.optim import RMSpropEpsInSqrt
 
 
+def _pin_fp32() -> None:
+    """fp32 means fp32: cuDNN convs default to TF32 on Ampere+ (TF and JAX are pinned too).
+
+    torch >= 2.9 has the fp32_precision API; older releases only the allow_tf32 flags. The two
+    must not be mixed, and assigning the new attribute on an old torch would silently do nothing.
+    """
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+        torch.backends.cudnn.conv.fp32_precision = "ieee"
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+
 def _optimizer(spec: Any, params: Any) -> torch.optim.Optimizer:
     if isinstance(spec, RMSprop):
         if spec.momentum or spec.centered:
@@ -40,9 +54,7 @@ class Adapter:
             if not torch.cuda.is_available():
                 raise DeviceUnavailable("torch sees no CUDA GPU (torch.cuda.is_available() is False)")
             self.device = torch.device("cuda")
-            # fp32 means fp32: cuDNN convs default to TF32 on Ampere+, TF and JAX are pinned too.
-            torch.backends.cuda.matmul.fp32_precision = "ieee"
-            torch.backends.cudnn.conv.fp32_precision = "ieee"
+            _pin_fp32()
         elif device == "cpu":
             self.device = torch.device("cpu")
         else:
