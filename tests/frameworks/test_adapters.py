@@ -10,7 +10,7 @@ from bench.reference import ReferenceOptimizer, mlp_loss_and_grads
 from bench.spec import TASKS, param_count
 from bench.worker import Cell, run_train
 from tests.conftest import FW_PARAMS
-from tests.frameworks.helpers import batches, without_dropout
+from tests.frameworks.helpers import batches, smooth
 
 TASK_NAMES = ["mnist_mlp", "mnist_cnn"]
 
@@ -38,10 +38,15 @@ def _train_reference(task, w, steps, variant):
     return params
 
 
+# Max |w - reference| after 4 steps, measured 3e-8 (RMSprop) and 6e-6..9e-6 (Adam: g / (|g| + eps)
+# magnifies float32 rounding of near-zero gradients); the frameworks' default rules land at 1e-2 / 2e-3.
+TOLERANCE = {"rmsprop": 1e-6, "adam": 3e-5}
+
+
 @pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])
 @pytest.mark.parametrize("fw", FW_PARAMS)
 def test_optimizer_follows_the_spec_rule_not_the_framework_default(fw, optimizer):
-    task = without_dropout(TASKS["mnist_mlp"])
+    task = smooth(TASKS["mnist_mlp"])  # the MLP without dropout and ReLU kinks: see helpers.smooth
     if optimizer == "adam":
         task = dataclasses.replace(task, optimizer=TASKS["mnist_cnn"].optimizer)
     w = weights.init_weights(task, 1)
@@ -59,9 +64,10 @@ def test_optimizer_follows_the_spec_rule_not_the_framework_default(fw, optimizer
     spec_diff = max_diff(_train_reference(task, w, steps, "spec"))
     other = "keras_adam" if optimizer == "adam" else "torch_rmsprop"
     default_diff = max_diff(_train_reference(task, w, steps, other))
-    assert spec_diff < 2e-6, f"{fw} drifts {spec_diff:.2e} from the spec's {optimizer} rule"
-    # The framework-default rule is measurably different, so the check above can fail.
-    assert default_diff > 10 * spec_diff and default_diff > 1e-5
+    tol = TOLERANCE[optimizer]
+    assert spec_diff < tol, f"{fw} drifts {spec_diff:.2e} from the spec's {optimizer} rule"
+    # The framework-default rule lands far outside the tolerance, so the check above can fail.
+    assert default_diff > 10 * tol
 
 
 @pytest.mark.parametrize("fw", FW_PARAMS)
