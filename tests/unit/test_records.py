@@ -50,7 +50,7 @@ def _writer(path, n, seed):
 
 def test_concurrent_writers_never_interleave(tmp_path):
     path = tmp_path / "r.jsonl"
-    procs = [multiprocessing.get_context("fork").Process(target=_writer, args=(path, 40, s)) for s in range(4)]
+    procs = [multiprocessing.get_context("spawn").Process(target=_writer, args=(path, 40, s)) for s in range(4)]
     for p in procs:
         p.start()
     for p in procs:
