@@ -55,11 +55,17 @@ class Adapter(Protocol):
         """The model of the device the cell ran on, as the framework names it."""
 
 
-def load_adapter(framework: str) -> Adapter:
-    """Import impls.<fw>.adapter (this imports the framework) and instantiate its Adapter."""
+def load_adapter(framework: str, kind: str = "adapter") -> Any:
+    """Import impls.<fw>.<kind> (this imports the framework) and instantiate its Adapter.
+
+    kind "adapter": the MNIST tasks (this protocol); "transfer": the transfer task, which adds
+    set_phase(i), trainable_count() and predict_imagenet(x) (see impls/<fw>/transfer.py).
+    """
     if framework not in FRAMEWORKS:
         raise ValueError(f"unknown framework {framework!r}")
-    module = importlib.import_module(f"impls.{framework}.adapter")
+    if kind not in ("adapter", "transfer"):
+        raise ValueError(f"unknown adapter kind {kind!r}")
+    module = importlib.import_module(f"impls.{framework}.{kind}")
     return module.Adapter()
 
 

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 from bench import envinfo
 from bench.data import default_data_root
 from bench.errors import BenchError, UsageError
-from bench.spec import DATASETS, FRAMEWORKS, PROFILES, TASKS
+from bench.spec import dataset_names, DEFAULT_TASKS, FRAMEWORKS, PROFILES, TASKS
 
 MAX_EPOCHS = 10_000
 
@@ -74,8 +74,9 @@ def pythons(text: str | None) -> dict[str, str]:
     return mapping
 
 
-def _common(p: argparse.ArgumentParser, *, devices: bool = True) -> None:
-    p.add_argument("--task", default="all", help=f"comma list of {', '.join(TASKS)} or all (default: all)")
+def _common(p: argparse.ArgumentParser, *, devices: bool = True, tasks: Sequence[str] = tuple(TASKS)) -> None:
+    default = "all" if list(tasks) == list(TASKS) else ",".join(tasks)
+    p.add_argument("--task", default=default, help=f"comma list of {', '.join(TASKS)} or all (default: {default})")
     p.add_argument("--framework", default="all", help=f"comma list of {', '.join(FRAMEWORKS)} or all (default: all)")
     if devices:
         p.add_argument("--device", default="cpu", help="cpu, gpu or cpu,gpu (default: cpu)")
@@ -91,9 +92,9 @@ def build_parser() -> Parser:
     parser = Parser(prog="bench", description="Compare TensorFlow/Keras, PyTorch and JAX/Flax on one fair task spec.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     run = sub.add_parser("run", help="train every (task, framework, device) cell and print the comparison")
-    _common(run)
+    _common(run, tasks=DEFAULT_TASKS)
     run.add_argument("--profile", default="smoke", help=f"{', '.join(PROFILES)} (default: smoke)")
-    run.add_argument("--dataset", default=None, help=f"{', '.join(DATASETS)} (default: each task's own)")
+    run.add_argument("--dataset", default=None, help=f"{', '.join(dataset_names())} (default: each task's own)")
     run.add_argument("--epochs", type=bounded_int(1, MAX_EPOCHS), default=None, help="override the profile's epochs")
     run.add_argument("--seed", type=bounded_int(0, 2**32 - 1), default=0, help="weights, data order and dropout seed")
     run.add_argument("--threads", type=bounded_int(1, 4096), default=None,

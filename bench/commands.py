@@ -16,7 +16,7 @@ from bench import data, envinfo, records, report
 from bench.cli import choices, data_root, installed, pythons
 from bench.errors import RecordError, UsageError
 from bench.runner import RunConfig, run
-from bench.spec import DATASETS, DEVICES, FRAMEWORKS, PROFILES, TASKS, param_count
+from bench.spec import dataset_names, DEVICES, FRAMEWORKS, PROFILES, TASKS, param_count
 from bench.worker import Cell
 
 # Piped output (CI logs, files) is not wrapped at 80 columns: tables stay one row per line.
@@ -35,7 +35,8 @@ def _writable_folder(path: Path) -> Path:
     return path
 
 
-def _config(args: argparse.Namespace, devices: list[str], profile: str, out: Path | None) -> RunConfig:
+def _config(args: argparse.Namespace, devices: list[str], profile: str, out: Path | None,
+            kind: str = "train") -> RunConfig:
     """Validate every argument first; only then create the output folder (bad input writes nothing)."""
     cfg = RunConfig(
         tasks=choices(args.task, list(TASKS), "task"),
@@ -45,15 +46,15 @@ def _config(args: argparse.Namespace, devices: list[str], profile: str, out: Pat
     )
     dataset = getattr(args, "dataset", None)
     if dataset is not None:
-        if dataset not in DATASETS:
-            raise UsageError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+        if dataset not in dataset_names():
+            raise UsageError(f"unknown dataset {dataset!r}; choose from {', '.join(dataset_names())}")
         for t in cfg.tasks:
             if dataset not in TASKS[t].datasets:
                 raise UsageError(f"task {t} does not run on {dataset}; it takes {', '.join(TASKS[t].datasets)}")
         cfg.dataset = dataset
     prof = PROFILES[profile]
     for t in cfg.tasks:  # missing or corrupt data: one error now, not one failed cell per framework
-        data.prepare(TASKS[t], cfg.dataset or TASKS[t].datasets[0], prof, cfg.data_root)
+        data.prepare(TASKS[t], cfg.dataset or TASKS[t].datasets[0], prof, cfg.data_root, kind)
     cfg.out = _writable_folder(out if out is not None else Path("results") / cfg.run_id)
     return cfg
 
@@ -114,7 +115,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from bench.verify import problems, run_verify
 
     out = args.out if args.out is not None else Path(tempfile.mkdtemp(prefix="bench-verify-"))
-    cfg = _config(args, ["cpu"], "smoke", out)
+    cfg = _config(args, ["cpu"], "smoke", out, kind="logits")
     outcomes, diffs = run_verify(cfg)
     table = Table(title="logit parity: same weights, same batch, fp32 on CPU", header_style="bold")
     for col in ("task", "pair", "max |Δ logit|", "tolerance", "result"):
@@ -123,6 +124,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         table.add_row(d.task, f"{d.a} vs {d.b}", f"{d.max_abs_diff:.2e}", f"{d.tolerance:.0e}",
                       "[green]ok[/]" if d.ok else "[red]FAIL[/]")
     out_console.print(table)
+    from bench.images import SAMPLE_PHOTOS
+    from bench.verify import imagenet_top5
+
+    for (task, fw), per_photo in imagenet_top5(outcomes).items():
+        shown = "; ".join(f"{photo} {v}" for photo, v in zip(SAMPLE_PHOTOS, per_photo))
+        out_console.print(f"{task}/{fw}: ImageNet top-5: {shown}", highlight=False)
     found = problems(outcomes, diffs)
     for p in found:
         err_console.print(f"[red]verify:[/] {p}", highlight=False)
@@ -159,15 +166,24 @@ def cmd_list(args: argparse.Namespace) -> int:
     for col in ("task", "parameters", "epochs", "batch", "optimizer", "datasets", "description"):
         t.add_column(col)
     for name, task in TASKS.items():
-        t.add_row(name, f"{param_count(task):,}", str(task.epochs), str(task.batch_size),
-                  f"{task.optimizer.name} lr {task.optimizer.lr:g}", ", ".join(task.datasets), task.description)
+        phases = getattr(task, "phases", None)
+        epochs = f"{task.epochs} per phase x {len(phases)}" if phases else str(task.epochs)
+        opt = (" then ".join(f"{ph.optimizer.name} lr {ph.optimizer.lr:g}" for ph in phases) if phases
+               else f"{task.optimizer.name} lr {task.optimizer.lr:g}")
+        t.add_row(name, f"{param_count(task):,}", epochs, str(task.batch_size), opt, ", ".join(task.datasets),
+                  task.description)
     out_console.print(t)
     p = Table(title="profiles", header_style="bold")
-    for col in ("profile", "epochs", "train examples", "test examples", "data"):
+    for col in ("profile", "task", "epochs", "train examples", "test examples", "data"):
         p.add_column(col)
     for prof in PROFILES.values():
-        p.add_row(prof.name, str(prof.epochs or "the task's"), str(prof.train_limit or "all"),
+        p.add_row(prof.name, "MNIST tasks", str(prof.epochs or "the task's"), str(prof.train_limit or "all"),
                   str(prof.test_limit or "all"), "bundled offline subset" if prof.bundled else "full dataset files")
+        for name, task in TASKS.items():
+            own = getattr(task, "profiles", {}).get(prof.name)
+            if own is not None:
+                p.add_row("", name, f"{own.epochs or task.epochs} per phase", str(own.train_limit or "all"),
+                          str(own.test_limit or "all"), "photo folder (first files of each class in turn)")
     out_console.print(p)
     f = Table(title="frameworks (this interpreter)", header_style="bold")
     for col in ("framework", "installed", "versions"):

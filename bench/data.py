@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -72,23 +72,40 @@ def mirrors_for(ds: DatasetSpec) -> list[str]:
     return [m if m.endswith("/") else m + "/" for m in extra] + list(ds.mirrors)
 
 
-def download(url: str, dest: Path, sha256: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
-    """Fetch url to dest through a temporary name; keep it only if its content hash matches."""
+def download(url: str, dest: Path, sha256: str | None, timeout: float = DOWNLOAD_TIMEOUT_S, *,
+             hash_of: Callable[[Path], str] = content_sha256, max_bytes: int = MAX_DOWNLOAD_BYTES) -> str:
+    """Fetch url to dest through a temporary name; keep it only if hash_of(file) matches sha256.
+
+    sha256=None accepts any hash (the caller pins what it got); the hash is returned.
+    """
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as out:
             total = 0
             while chunk := resp.read(1 << 20):
                 total += len(chunk)
-                if total > MAX_DOWNLOAD_BYTES:
-                    raise DataError(f"{url}: larger than {MAX_DOWNLOAD_BYTES} bytes, refused")
+                if total > max_bytes:
+                    raise DataError(f"{url}: larger than {max_bytes} bytes, refused")
                 out.write(chunk)
-        got = content_sha256(tmp)
-        if got != sha256:
-            raise DataError(f"{url}: content sha256 {got[:12]}… does not match the expected {sha256[:12]}…; deleted")
+        got = hash_of(tmp)
+        if sha256 is not None and got != sha256:
+            raise DataError(f"{url}: sha256 {got[:12]}… does not match the expected {sha256[:12]}…; deleted")
         os.replace(tmp, dest)
+        return got
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def offline_mode() -> bool:
+    return os.environ.get("BENCH_OFFLINE", "") not in ("", "0")
+
+
+def describe_url_error(base: str, exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"{base}: HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return f"{base}: {exc.reason}"
+    return f"{base}: {exc}"
 
 
 def _check_root(root: Path) -> None:
@@ -114,7 +131,7 @@ def ensure_file(ds: DatasetSpec, fname: str, root: Path, offline: bool | None = 
         if cand.exists() and content_sha256(cand) == want:
             return cand
     if offline is None:
-        offline = os.environ.get("BENCH_OFFLINE", "") not in ("", "0")
+        offline = offline_mode()
     errors: list[str] = []
     if not offline:
         try:
@@ -125,12 +142,8 @@ def ensure_file(ds: DatasetSpec, fname: str, root: Path, offline: bool | None = 
             try:
                 download(base + fname, local, want)
                 return local
-            except urllib.error.HTTPError as exc:
-                errors.append(f"{base}: HTTP {exc.code} {exc.reason}")
-            except urllib.error.URLError as exc:
-                errors.append(f"{base}: {exc.reason}")
-            except (OSError, DataError) as exc:
-                errors.append(f"{base}: {exc}")
+            except (OSError, DataError) as exc:  # URLError and HTTPError are OSErrors
+                errors.append(describe_url_error(base, exc))
     missing = [f for f in ds.content_sha256 if not (root / ds.name / f).exists()]
     why = "offline (BENCH_OFFLINE set)" if offline else "download failed (" + "; ".join(errors) + ")"
     raise DataError(f"{ds.name}: {', '.join(missing)} missing and {why}; put the files in {root / ds.name}")
@@ -146,8 +159,13 @@ def load_idx_split(ds: DatasetSpec, split: str, root: Path) -> tuple[np.ndarray,
     return x.reshape(len(x), *ds.image_shape), y.astype(np.int32)
 
 
-def prepare(task: TaskSpec, dataset: str, profile: Profile, root: Path) -> str:
-    """Make sure a cell's data is there and verified (downloading it once) before workers start."""
+def prepare(task: TaskSpec, dataset: str, profile: Profile, root: Path, kind: str = "train") -> str:
+    """Make sure a cell's data is there and verified (downloading it once) before workers start.
+
+    kind "logits" (bench verify) needs for a transfer task only its weights and the sample photos.
+    """
+    if hasattr(task, "backbone"):
+        return _prepare_transfer(task, dataset, root, kind)
     ds = _dataset(task, dataset)
     if profile.bundled and ds.bundled is not None:
         load_bundled(ds)
@@ -155,6 +173,20 @@ def prepare(task: TaskSpec, dataset: str, profile: Profile, root: Path) -> str:
     for fname in ds.content_sha256:
         ensure_file(ds, fname, root)
     return f"idx:{root / ds.name}"
+
+
+def _prepare_transfer(task: object, dataset: str, root: Path, kind: str) -> str:
+    from bench import images, imagefolder, pretrained
+    from bench.vision import BACKBONES, IMAGE_DATASETS
+
+    pretrained.load_backbone(BACKBONES[task.backbone], root)  # type: ignore[attr-defined]
+    if kind == "logits":
+        for name in images.SAMPLE_PHOTOS:
+            images.sample_photo(name)
+        return "sample photos"
+    if dataset not in task.datasets:  # type: ignore[attr-defined]
+        raise DataError(f"task {task.name} does not use dataset {dataset!r}")  # type: ignore[attr-defined]
+    return f"images:{imagefolder.ensure(IMAGE_DATASETS[dataset], root)}"
 
 
 def load_bundled(ds: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:

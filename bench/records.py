@@ -42,6 +42,9 @@ class Record:
     samples_per_s: float | None = None  # training samples per steady second
     eval_time_s: float | None = None  # the final test-set evaluation
     history: list[dict[str, Any]] = field(default_factory=list)  # per epoch: loss, val metrics, times
+    phases: list[dict[str, Any]] = field(default_factory=list)  # transfer tasks: per phase times and accuracy
+    eval_split: str | None = None  # which split test_accuracy is measured on ("test", or "val" for photos)
+    data_skipped: list[str] = field(default_factory=list)  # unreadable input files, each "path: reason"
     peak_host_rss_bytes: int | None = None  # of the worker process, from wait4
     setup_rss_bytes: int | None = None  # after imports, data and model build, before training
     peak_device_bytes: int | None = None  # the framework's own peak counter; None on CPU

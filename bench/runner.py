@@ -46,7 +46,7 @@ def plan(cfg: RunConfig, kind: str = "train") -> list[Cell]:
     cells = []
     for task_name in cfg.tasks:
         task = TASKS[task_name]
-        wpath, _ = weights.materialize(task, cfg.seed, cfg.out / "weights")
+        wpath, _ = weights.materialize(task, cfg.seed, cfg.out / "weights", cfg.data_root)
         for device in cfg.devices:
             for fw in cfg.frameworks:
                 cells.append(Cell(

@@ -6,7 +6,10 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from typing import Union
+from typing import TYPE_CHECKING, Union
+
+if TYPE_CHECKING:
+    from bench.vision import TransferTaskSpec
 
 # ---------------------------------------------------------------- layers
 # Shapes are channels-last (H, W, C) everywhere in the neutral world; adapters convert.
@@ -264,6 +267,10 @@ TASKS: dict[str, TaskSpec] = {
     ),
 }
 
+AnyTask = Union[TaskSpec, "TransferTaskSpec"]
+# What `bench run` runs without --task: the tasks whose smoke data works offline on a fresh machine.
+DEFAULT_TASKS: tuple[str, ...] = ("mnist_mlp", "mnist_cnn")
+
 FRAMEWORKS: tuple[str, ...] = ("tf", "torch", "jax")
 DEVICES: tuple[str, ...] = ("cpu", "gpu")
 
@@ -306,7 +313,12 @@ def param_shapes(task: TaskSpec) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def param_count(task: TaskSpec) -> int:
+def param_count(task: AnyTask) -> int:
+    """Trainable-model parameters (a transfer task: backbone + new head, BN statistics excluded)."""
+    from bench.vision import TransferTaskSpec, model_param_counts
+
+    if isinstance(task, TransferTaskSpec):
+        return model_param_counts(task)["total"]
     return sum(math.prod(s) for s in param_shapes(task).values())
 
 
@@ -341,9 +353,16 @@ def flatten_input_shape(task: TaskSpec) -> dict[int, tuple[int, int, int]]:
     return out
 
 
-def resolve_epochs(task: TaskSpec, profile: Profile, override: int | None = None) -> int:
+def profile_for(task: AnyTask, name: str) -> Profile:
+    """A task's own version of a profile (image tasks have their own limits), else the global one."""
+    return getattr(task, "profiles", {}).get(name) or PROFILES[name]
+
+
+def resolve_epochs(task: AnyTask, profile: Profile, override: int | None = None) -> int:
+    """Epochs of a cell (per phase for a transfer task): --epochs, else the profile's, else the spec's."""
     if override is not None:
         return override
+    profile = profile_for(task, profile.name)
     return profile.epochs if profile.epochs is not None else task.epochs
 
 
@@ -363,7 +382,22 @@ def to_dict(obj: object) -> object:
     return _plain(obj)
 
 
-def spec_hash(task: TaskSpec) -> str:
+def spec_hash(task: AnyTask) -> str:
     """Short sha256 of the task's canonical JSON: two records compare only if these match."""
-    blob = json.dumps(_plain(task), sort_keys=True, separators=(",", ":")).encode()
+    from bench.vision import BACKBONES, TransferTaskSpec
+
+    obj = _plain(task)
+    if isinstance(task, TransferTaskSpec):  # the backbone's architecture and weights are part of the task
+        obj = {"task": obj, "backbone": _plain(BACKBONES[task.backbone])}
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def dataset_names() -> tuple[str, ...]:
+    from bench.vision import IMAGE_DATASETS
+
+    return (*DATASETS, *IMAGE_DATASETS)
+
+
+# The transfer task is specified in bench/vision.py, which adds itself to TASKS on import.
+import bench.vision  # noqa: E402,F401

@@ -53,6 +53,36 @@ def run_verify(cfg: RunConfig) -> tuple[list[Outcome], list[PairDiff]]:
     return outcomes, diffs
 
 
+def imagenet_top5(outcomes: list[Outcome]) -> dict[tuple[str, str], list[list[int]]]:
+    """(task, framework) -> per sample photo, the 5 best ImageNet classes (transfer tasks only)."""
+    out = {}
+    for o in outcomes:
+        if o.logits is not None and hasattr(TASKS[o.task], "backbone"):
+            imagenet = o.logits[:, :-1]  # the last column is the new head's logit
+            out[(o.task, o.framework)] = [list(map(int, np.argsort(-row)[:5])) for row in imagenet]
+    return out
+
+
+def _transfer_problems(outcomes: list[Outcome]) -> list[str]:
+    from bench.images import SAMPLE_PHOTOS
+
+    out = []
+    top5 = imagenet_top5(outcomes)
+    for task in sorted({t for t, _ in top5}):
+        runs = {fw: v for (t, fw), v in top5.items() if t == task}
+        for i, (photo, (_, right)) in enumerate(SAMPLE_PHOTOS.items()):
+            sets = {fw: v[i] for fw, v in runs.items()}
+            if len({tuple(sorted(v)) for v in sets.values()}) > 1:
+                out.append(f"{task}: the frameworks disagree on the top-5 ImageNet classes of {photo}: {sets}")
+            for fw, v in sets.items():
+                if not set(v) & set(right):
+                    out.append(f"{task}/{fw}: {photo} is not recognised (top-5 {v}, expected one of {right})")
+            if photo == "chelsea":
+                out += [f"{task}/{fw}: the cat photo's top-1 class {v[0]} is not a cat class"
+                        for fw, v in sets.items() if v[0] not in right]
+    return out
+
+
 def problems(outcomes: list[Outcome], diffs: list[PairDiff]) -> list[str]:
     """Everything that makes verification fail; empty means the frameworks agree."""
     out = []
@@ -62,6 +92,7 @@ def problems(outcomes: list[Outcome], diffs: list[PairDiff]) -> list[str]:
         elif o.param_count != param_count(TASKS[o.task]):
             out.append(f"{o.task}/{o.framework}: {o.param_count} parameters, the spec has {param_count(TASKS[o.task])}")
     out += [f"{d.task}: {d.a} vs {d.b} differ by {d.max_abs_diff:.2e} > {d.tolerance:.0e}" for d in diffs if not d.ok]
+    out += _transfer_problems(outcomes)
     for task in {o.task for o in outcomes}:
         if sum(1 for o in outcomes if o.task == task and o.logits is not None) < 2:
             out.append(f"{task}: fewer than two frameworks ran, nothing was compared")

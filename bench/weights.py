@@ -15,6 +15,9 @@ import numpy as np
 
 from bench.errors import BenchError
 from bench.spec import TaskSpec, param_shapes
+from bench.vision import BACKBONES, TransferTaskSpec, head_shapes, transfer_shapes
+
+AnyTask = TaskSpec | TransferTaskSpec
 
 # A fixed second entropy word keeps the init stream apart from the data-order stream.
 _INIT_STREAM = 0x1A17
@@ -26,13 +29,28 @@ def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return shape[-2] * receptive, shape[-1] * receptive
 
 
-def init_weights(task: TaskSpec, seed: int) -> dict[str, np.ndarray]:
-    """glorot_uniform kernels (U(-l, l), l = sqrt(6 / (fan_in + fan_out))) and zero biases."""
+def shapes(task: AnyTask) -> dict[str, tuple[int, ...]]:
+    """Every neutral tensor of the task's weights file and its shape."""
+    return transfer_shapes(task) if isinstance(task, TransferTaskSpec) else param_shapes(task)
+
+
+def init_weights(task: AnyTask, seed: int, data_root: Path | None = None) -> dict[str, np.ndarray]:
+    """glorot_uniform kernels (U(-l, l), l = sqrt(6 / (fan_in + fan_out))) and zero biases.
+
+    A transfer task starts from the backbone's verified ImageNet weights; only its new head
+    (`top.*`) is drawn here.
+    """
     if task.init != "glorot_uniform":
         raise BenchError(f"unknown initializer {task.init!r} in the spec of {task.name}")
     rng = np.random.default_rng((seed, _INIT_STREAM))
     out: dict[str, np.ndarray] = {}
-    for name, shape in param_shapes(task).items():
+    fresh = param_shapes(task) if isinstance(task, TaskSpec) else {
+        k: v for k, v in head_shapes(task).items() if k.startswith("top.")}
+    if isinstance(task, TransferTaskSpec):
+        from bench.pretrained import load_backbone
+
+        out.update(load_backbone(BACKBONES[task.backbone], data_root))
+    for name, shape in fresh.items():
         if name.endswith(".kernel"):
             fan_in, fan_out = _fans(shape)
             limit = math.sqrt(6.0 / (fan_in + fan_out))
@@ -60,23 +78,24 @@ def save(weights: dict[str, np.ndarray], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load(path: Path, task: TaskSpec) -> dict[str, np.ndarray]:
+def load(path: Path, task: AnyTask) -> dict[str, np.ndarray]:
     """Read a weights file (never with pickle) and check it has exactly the spec's shapes."""
     try:
         with np.load(path, allow_pickle=False) as z:
             weights = {k: z[k] for k in z.files}
     except (OSError, ValueError) as exc:
         raise BenchError(f"{path}: not a readable weights file ({exc}); delete it to regenerate") from None
-    want = param_shapes(task)
+    want = shapes(task)
     got = {k: tuple(v.shape) for k, v in weights.items()}
     if got != want:
-        raise BenchError(f"{path}: parameter shapes {got} do not match the spec of {task.name}")
+        diff = sorted(set(got.items()) ^ set(want.items()))[:3]
+        raise BenchError(f"{path}: parameter shapes do not match the spec of {task.name} (e.g. {diff})")
     return weights
 
 
-def materialize(task: TaskSpec, seed: int, folder: Path) -> tuple[Path, str]:
+def materialize(task: AnyTask, seed: int, folder: Path, data_root: Path | None = None) -> tuple[Path, str]:
     """Write the (task, seed) initial weights under folder once; return the path and digest."""
-    weights = init_weights(task, seed)
+    weights = init_weights(task, seed, data_root)
     path = folder / f"{task.name}-seed{seed}.npz"
     if not path.exists() or digest(load(path, task)) != digest(weights):
         save(weights, path)

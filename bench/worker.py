@@ -66,7 +66,12 @@ def run_train(cell: Cell, out: dict[str, Any], notify: Callable[..., None] = emi
     from bench import data, measure, weights
     from bench.adapter import load_adapter
     from bench.spec import PROFILES, TASKS
+    from bench.vision import TransferTaskSpec
 
+    if isinstance(TASKS[cell.task], TransferTaskSpec):
+        from bench.transfer_run import run_transfer
+
+        return run_transfer(cell, out, notify)
     t0 = measure.clock()
     adapter = load_adapter(cell.framework)  # the framework import happens here
     out["import_time_s"] = measure.clock() - t0
@@ -108,6 +113,7 @@ def run_train(cell: Cell, out: dict[str, Any], notify: Callable[..., None] = emi
     out["test_loss"], out["test_accuracy"] = evaluate(adapter, td.test, task.eval_batch_size)
     out["eval_time_s"] = measure.clock() - t
     out["peak_device_bytes"] = adapter.device_peak_bytes()
+    out["eval_split"] = "test"
 
 
 def run_logits(cell: Cell, out: dict[str, Any]) -> None:
@@ -118,13 +124,35 @@ def run_logits(cell: Cell, out: dict[str, Any]) -> None:
     from bench.adapter import load_adapter
     from bench.spec import PROFILES, TASKS
 
+    task = TASKS[cell.task]
+    if cell.kind == "logits" and hasattr(task, "backbone"):
+        return _transfer_logits(cell, out)
     adapter = load_adapter(cell.framework)
     out.setdefault("versions", {}).update(adapter.versions())
-    task = TASKS[cell.task]
     td = data.load_task_data(task, cell.dataset, PROFILES["smoke"], Path(cell.data_root))
     adapter.build(task, weights.load(Path(cell.weights_path), task), cell.device, cell.seed)
     out["param_count"] = adapter.param_count()
     logits = adapter.predict(np.ascontiguousarray(td.test.x[: task.verify_batch]))
+    assert cell.logits_path
+    np.save(cell.logits_path, logits, allow_pickle=False)
+
+
+def _transfer_logits(cell: Cell, out: dict[str, Any]) -> None:
+    """The sample photos through the ImageNet classifier and the new head: (n, 1000 + 1) logits."""
+    import numpy as np
+
+    from bench import images, weights
+    from bench.adapter import load_adapter
+    from bench.spec import TASKS
+
+    task = TASKS[cell.task]
+    adapter = load_adapter(cell.framework, "transfer")
+    out.setdefault("versions", {}).update(adapter.versions())
+    x = images.normalize(np.stack([images.load_photo(images.sample_photo(n), task)  # type: ignore[arg-type]
+                                   for n in images.SAMPLE_PHOTOS]), task)  # type: ignore[arg-type]
+    adapter.build(task, weights.load(Path(cell.weights_path), task), cell.device, cell.seed)
+    out["param_count"] = adapter.param_count()
+    logits = np.concatenate([adapter.predict_imagenet(x), adapter.predict(x)], axis=1)
     assert cell.logits_path
     np.save(cell.logits_path, logits, allow_pickle=False)
 

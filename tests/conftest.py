@@ -1,7 +1,9 @@
 """Shared fixtures: framework availability, the development data beside the checkout, small helpers."""
 from __future__ import annotations
 
+import http.server
 import importlib.util
+import threading
 import os
 from pathlib import Path
 
@@ -43,3 +45,45 @@ def data_root_with_mnist(tmp_path: Path, shared_mnist: Path) -> Path:
     root.mkdir()
     (root / "mnist").symlink_to(shared_mnist)
     return root
+
+
+class _Server:
+    """A real HTTP server on 127.0.0.1 serving a dict of path -> bytes (404 otherwise)."""
+
+    def __init__(self, files: dict[str, bytes]):
+        files_ = files
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                body = files_.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    servers = []
+
+    def start(files):
+        servers.append(_Server(files))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.close()

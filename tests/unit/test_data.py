@@ -1,9 +1,7 @@
 """The neutral loader: IDX validation, content-hash verification, downloads from a real local server."""
 import gzip
 import hashlib
-import http.server
 import struct
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -64,48 +62,6 @@ def test_data_root_that_is_a_file_is_refused(tmp_path):
     f.write_text("x")
     with pytest.raises(DataError, match="is a file"):
         data.ensure_file(DATASETS["mnist"], "train-images-idx3-ubyte.gz", f, offline=True)
-
-
-class _Server:
-    """A real HTTP server on 127.0.0.1 serving a dict of path -> bytes (404 otherwise)."""
-
-    def __init__(self, files: dict[str, bytes]):
-        files_ = files
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                body = files_.get(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def server():
-    servers = []
-
-    def start(files):
-        servers.append(_Server(files))
-        return servers[-1]
-
-    yield start
-    for s in servers:
-        s.close()
 
 
 def test_download_good_wrong_and_missing_from_a_local_server(tmp_path, server):
