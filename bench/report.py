@@ -146,6 +146,26 @@ mem* is the framework's own allocator peak. Every framework starts from the same
 the same batches in the same order and uses the spec's optimizer rule in fp32 (TF32 off)."""
 
 
+def phase_section(records: list[Record]) -> list[str]:
+    """Transfer tasks: each phase's times, throughput and validation accuracy (one row per record)."""
+    rows = []
+    for r in records:
+        for ph in r.phases if r.status == "ok" else []:
+            ips = ph.get("samples_per_s")
+            rows.append([r.task, r.framework, r.device, str(r.seed), ph["name"], f"{ph.get('trainable_params', 0):,}",
+                         _fmt_s(ph.get("time_s")), _fmt_s(ph.get("first_epoch_s")), _fmt_s(ph.get("steady_epoch_s")),
+                         "–" if ips is None else f"{ips:,.1f}", _fmt_pct(ph.get("val_accuracy"))])
+    if not rows:
+        return []
+    header = ["task", "framework", "device", "seed", "phase", "trainable", "train s", "first epoch s",
+              "steady epoch s", "images/s", "val accuracy"]
+    out = ["## Transfer-learning phases", "", markdown_table(header, rows), ""]
+    skipped = sorted({s for r in records for s in r.data_skipped})
+    if skipped:
+        out += [f"Skipped unreadable input files ({len(skipped)}): " + "; ".join(skipped[:10]), ""]
+    return out
+
+
 def markdown_report(records: list[Record], problems: list[str] | None = None) -> str:
     header, rows = table_rows(records)
     out = ["# bench report", "", *_environment(records), "", markdown_table(header, rows), ""]
@@ -153,8 +173,9 @@ def markdown_report(records: list[Record], problems: list[str] | None = None) ->
     ref_lines = [f"{t} on {d}: {100 * TASKS[t].reference_accuracy[d]:.1f} %" for t, d in refs
                  if d in TASKS[t].reference_accuracy]
     if ref_lines:
-        out += ["Reference test accuracies (published Keras examples, full standard profile): "
-                + "; ".join(ref_lines) + ".", ""]
+        out += ["Reference accuracies (published Keras examples; for cats_vs_dogs the issue's target on "
+                "validation photos), full standard profile: " + "; ".join(ref_lines) + ".", ""]
+    out += phase_section(records)
     bad = [r for r in records if r.status != "ok"]
     if bad:
         out += ["## Cells that did not run", ""]
