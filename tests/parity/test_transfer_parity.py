@@ -1,0 +1,74 @@
+"""cats_vs_dogs across frameworks: the same converted ImageNet weights give the same logits on real photos
+and the same fine-tuning steps."""
+import dataclasses
+import itertools
+
+import numpy as np
+import pytest
+
+from bench import weights
+from bench.adapter import load_adapter
+from bench.images import SAMPLE_PHOTOS, load_photo, normalize, sample_photo
+from bench.vision import CATS_VS_DOGS
+from tests.conftest import has
+
+AVAILABLE = [fw for fw in ("tf", "torch", "jax") if has(fw)]
+pytestmark = [pytest.mark.parity,
+              pytest.mark.skipif(len(AVAILABLE) < 2, reason="parity needs at least two frameworks installed")]
+
+TASK = CATS_VS_DOGS
+
+
+@pytest.fixture(scope="module")
+def photos() -> np.ndarray:
+    """The real sample photos (a cat, a coffee cup) and their mirror images, normalised."""
+    raw = np.stack([load_photo(sample_photo(n), TASK) for n in SAMPLE_PHOTOS])
+    return normalize(np.concatenate([raw, raw[:, :, ::-1]]), TASK)
+
+
+@pytest.fixture(scope="module")
+def w() -> dict[str, np.ndarray]:
+    return weights.init_weights(TASK, 0)
+
+
+def test_same_imagenet_logits_and_top5_on_real_photos(w, photos):
+    logits, head = {}, {}
+    for fw in AVAILABLE:
+        a = load_adapter(fw, "transfer")
+        a.build(TASK, w, "cpu", 0)
+        logits[fw] = a.predict_imagenet(photos).astype(np.float64)
+        head[fw] = a.predict(photos).astype(np.float64)
+    for a, b in itertools.combinations(AVAILABLE, 2):
+        assert np.abs(logits[a] - logits[b]).max() <= TASK.verify_tolerance, (a, b)
+        assert np.abs(head[a] - head[b]).max() <= TASK.verify_tolerance, (a, b)
+        for i in range(len(photos)):
+            assert set(np.argsort(-logits[a][i])[:5]) == set(np.argsort(-logits[b][i])[:5]), (a, b, i)
+    # Identical but meaningless logits would pass the comparison: the cat must be a cat class.
+    cat_classes = SAMPLE_PHOTOS["chelsea"][1]
+    assert int(np.argmax(logits[AVAILABLE[0]][0])) in cat_classes
+    assert np.std(head[AVAILABLE[0]]) > 1e-3
+
+
+@pytest.mark.parametrize("phase", [0, 1])
+def test_training_steps_agree_in_each_phase(w, photos, phase):
+    """Without dropout (whose masks come from each framework's own RNG) the same batches give the
+    same losses and the same updated weights: frozen layers, inference-mode BatchNorm and Adam."""
+    task = dataclasses.replace(TASK, head_dropout=0.0)
+    y = np.array([0, 1, 0, 1], np.int32)
+    steps = [(photos, y), (photos[::-1].copy(), y[::-1].copy()), (photos, y)]
+    losses, final = {}, {}
+    for fw in AVAILABLE:
+        a = load_adapter(fw, "transfer")
+        a.build(task, w, "cpu", 0)
+        a.set_phase(phase)
+        losses[fw] = [float(a.train_step(x, t)) for x, t in steps]
+        final[fw] = a.get_weights()
+    ref = AVAILABLE[0]
+    moved = {k for k in w if not np.array_equal(final[ref][k], w[k])}
+    assert "top.kernel" in moved and (phase == 0) == (len(moved) == 2), sorted(moved)[:5]
+    for a, b in itertools.combinations(AVAILABLE, 2):
+        assert np.allclose(losses[a], losses[b], rtol=0, atol=1e-4), (a, b, losses[a], losses[b])
+        for k in moved:
+            # Adam moves each weight by at most ~lr per step; agreement well inside that is the check.
+            lr = task.phases[phase].optimizer.lr
+            assert np.abs(final[a][k] - final[b][k]).max() < 0.5 * lr * len(steps), (a, b, k)
