@@ -27,6 +27,20 @@ def _predict(gdef_eval, model_state, x):
     return nnx.merge(gdef_eval, model_state)(x)
 
 
+def select_device(device: str) -> jax.Device:
+    """The JAX device of a build, with fp32 pinned (no TF32)."""
+    platform = {"cpu": "cpu", "gpu": "gpu"}.get(device)
+    if platform is None:
+        raise DeviceUnavailable(f"unknown device {device!r}")
+    try:
+        chosen = jax.devices(platform)[0]
+    except RuntimeError as exc:
+        raise DeviceUnavailable(f"JAX sees no {device.upper()} ({exc})") from None
+    # JAX (like TF) uses TF32 for fp32 matmuls/convs on Ampere+ unless told otherwise.
+    jax.config.update("jax_default_matmul_precision", "highest")
+    return chosen
+
+
 class Adapter:
     name: ClassVar[str] = "jax"
 
@@ -38,15 +52,7 @@ class Adapter:
                 "flax": flax.__version__, "optax": optax.__version__}
 
     def build(self, task: TaskSpec, weights: dict[str, np.ndarray], device: str, seed: int) -> None:
-        platform = {"cpu": "cpu", "gpu": "gpu"}.get(device)
-        if platform is None:
-            raise DeviceUnavailable(f"unknown device {device!r}")
-        try:
-            self.device = jax.devices(platform)[0]
-        except RuntimeError as exc:
-            raise DeviceUnavailable(f"JAX sees no {device.upper()} ({exc})") from None
-        # JAX (like TF) uses TF32 for fp32 matmuls/convs on Ampere+ unless told otherwise.
-        jax.config.update("jax_default_matmul_precision", "highest")
+        self.device = select_device(device)
         with jax.default_device(self.device):
             model = SpecNet(task, nnx.Rngs(params=0, dropout=seed))  # dropout stream from the seed
             for name, value in weights.items():

@@ -9,7 +9,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from bench.adapter import DeviceUnavailable, unsupported
+from bench.adapter import unsupported
 from bench.vision import BACKBONES, ConvBN, MBConv, TransferTaskSpec, is_trainable, transfer_shapes
 from impls.jax import adapter as mnist
 from impls.jax.models import build_tx
@@ -112,14 +112,7 @@ class Adapter(mnist.Adapter):
     name: ClassVar[str] = "jax"
 
     def build(self, task: TransferTaskSpec, weights: dict[str, np.ndarray], device: str, seed: int) -> None:
-        platform = {"cpu": "cpu", "gpu": "gpu"}.get(device)
-        if platform is None:
-            raise DeviceUnavailable(f"unknown device {device!r}")
-        try:
-            self.device = jax.devices(platform)[0]
-        except RuntimeError as exc:
-            raise DeviceUnavailable(f"JAX sees no {device.upper()} ({exc})") from None
-        jax.config.update("jax_default_matmul_precision", "highest")  # no TF32 (see impls/jax/adapter.py)
+        self.device = mnist.select_device(device)
         self.task = task
         with jax.default_device(self.device):
             # Abstract build: running the initializers that the neutral weights overwrite would compile

@@ -16,6 +16,29 @@ from bench.spec import TaskSpec  # noqa: E402
 from impls.tf.models import build_model, build_optimizer  # noqa: E402
 
 
+def select_device(device: str) -> str:
+    """Threads, GPU visibility and fp32 pinning for a build; returns the TF device string."""
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(f"KERAS_BACKEND is {keras.backend.backend()!r}; impls/tf needs 'tensorflow'")
+    threads = cpu_threads()
+    if threads:  # must happen before TF's runtime starts
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    gpus = tf.config.list_physical_devices("GPU")
+    if device == "gpu":
+        if not gpus:
+            raise DeviceUnavailable("TensorFlow sees no GPU (tf.config.list_physical_devices('GPU') is empty)")
+        tf_device = "/GPU:0"
+    elif device == "cpu":
+        tf.config.set_visible_devices([], "GPU")
+        tf_device = "/CPU:0"
+    else:
+        raise DeviceUnavailable(f"unknown device {device!r}")
+    # TF enables TF32 on Ampere+ by default; the comparison is fp32.
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    return tf_device
+
+
 class Adapter:
     name: ClassVar[str] = "tf"
 
@@ -23,25 +46,8 @@ class Adapter:
         return {"tensorflow": tf.__version__, "keras": keras.__version__}
 
     def build(self, task: TaskSpec, weights: dict[str, np.ndarray], device: str, seed: int) -> None:
-        if keras.backend.backend() != "tensorflow":
-            raise RuntimeError(f"KERAS_BACKEND is {keras.backend.backend()!r}; impls/tf needs 'tensorflow'")
-        threads = cpu_threads()
-        if threads:  # must happen before TF's runtime starts
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
-        gpus = tf.config.list_physical_devices("GPU")
-        if device == "gpu":
-            if not gpus:
-                raise DeviceUnavailable("TensorFlow sees no GPU (tf.config.list_physical_devices('GPU') is empty)")
-            self.tf_device = "/GPU:0"
-        elif device == "cpu":
-            tf.config.set_visible_devices([], "GPU")
-            self.tf_device = "/CPU:0"
-        else:
-            raise DeviceUnavailable(f"unknown device {device!r}")
+        self.tf_device = select_device(device)
         self.on_gpu = device == "gpu"
-        # TF enables TF32 on Ampere+ by default; the comparison is fp32.
-        tf.config.experimental.enable_tensor_float_32_execution(False)
         keras.utils.set_random_seed(seed)  # dropout only: weights come from the file
         with tf.device(self.tf_device):
             self.model, self.weighted = build_model(task)

@@ -10,36 +10,12 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from bench.adapter import DeviceUnavailable, cpu_threads, unsupported  # noqa: E402
+from bench.adapter import unsupported  # noqa: E402
 from bench.vision import BACKBONES, ConvBN, TransferTaskSpec, is_trainable, transfer_shapes  # noqa: E402
 from impls.tf import adapter as mnist  # noqa: E402
 from impls.tf.models import build_optimizer  # noqa: E402
 
 
-def select_device(device: str) -> str:
-    """Thread count, GPU visibility and fp32 pinning exactly as the MNIST adapter's build; the TF device.
-
-    impls/tf/adapter.py does the same inline in Adapter.build; it could call this instead.
-    """
-    if keras.backend.backend() != "tensorflow":
-        raise RuntimeError(f"KERAS_BACKEND is {keras.backend.backend()!r}; impls/tf needs 'tensorflow'")
-    threads = cpu_threads()
-    if threads:  # must happen before TF's runtime starts
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    gpus = tf.config.list_physical_devices("GPU")
-    if device == "gpu":
-        if not gpus:
-            raise DeviceUnavailable("TensorFlow sees no GPU (tf.config.list_physical_devices('GPU') is empty)")
-        tf_device = "/GPU:0"
-    elif device == "cpu":
-        tf.config.set_visible_devices([], "GPU")
-        tf_device = "/CPU:0"
-    else:
-        raise DeviceUnavailable(f"unknown device {device!r}")
-    # TF enables TF32 on Ampere+ by default; the comparison is fp32.
-    tf.config.experimental.enable_tensor_float_32_execution(False)
-    return tf_device
 
 
 def _layer_name(neutral: str) -> str:
@@ -54,7 +30,7 @@ class Adapter(mnist.Adapter):
     def build(  # type: ignore[override]
         self, task: TransferTaskSpec, weights: dict[str, np.ndarray], device: str, seed: int
     ) -> None:
-        self.tf_device = select_device(device)
+        self.tf_device = mnist.select_device(device)
         self.on_gpu = device == "gpu"
         self.task = task
         bb = BACKBONES[task.backbone]

@@ -40,6 +40,22 @@ def _optimizer(spec: Any, params: Any) -> torch.optim.Optimizer:
     raise unsupported(type(spec).__name__, "torch")
 
 
+def select_device(device: str) -> torch.device:
+    """The torch device of a build, with the shared CPU thread count and fp32 pinned on GPU."""
+    if device == "gpu":
+        if not torch.cuda.is_available():
+            raise DeviceUnavailable("torch sees no CUDA GPU (torch.cuda.is_available() is False)")
+        _pin_fp32()
+        chosen = torch.device("cuda")
+    elif device == "cpu":
+        chosen = torch.device("cpu")
+    else:
+        raise DeviceUnavailable(f"unknown device {device!r}")
+    if cpu_threads():
+        torch.set_num_threads(cpu_threads())
+    return chosen
+
+
 class Adapter:
     name: ClassVar[str] = "torch"
 
@@ -50,17 +66,7 @@ class Adapter:
         return v
 
     def build(self, task: TaskSpec, weights: dict[str, np.ndarray], device: str, seed: int) -> None:
-        if device == "gpu":
-            if not torch.cuda.is_available():
-                raise DeviceUnavailable("torch sees no CUDA GPU (torch.cuda.is_available() is False)")
-            self.device = torch.device("cuda")
-            _pin_fp32()
-        elif device == "cpu":
-            self.device = torch.device("cpu")
-        else:
-            raise DeviceUnavailable(f"unknown device {device!r}")
-        if cpu_threads():
-            torch.set_num_threads(cpu_threads())
+        self.device = select_device(device)
         torch.manual_seed(seed)  # dropout only: weights come from the file
         self.task = task
         self.model = SpecNet(task)

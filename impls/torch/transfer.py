@@ -8,11 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.adapter import DeviceUnavailable, cpu_threads
 from bench.vision import (BACKBONES, ConvBN, MBConv, TransferTaskSpec, conv_bns, is_trainable, same_padding,
                           spatial_sizes, transfer_shapes)
 from impls.torch import adapter as mnist
-from impls.torch.adapter import _optimizer, _pin_fp32
+from impls.torch.adapter import _optimizer
 
 
 class FrozenBatchNorm2d(nn.BatchNorm2d):
@@ -125,17 +124,7 @@ class Adapter(mnist.Adapter):
     name: ClassVar[str] = "torch"
 
     def build(self, task: TransferTaskSpec, weights: dict[str, np.ndarray], device: str, seed: int) -> None:
-        if device == "gpu":
-            if not torch.cuda.is_available():
-                raise DeviceUnavailable("torch sees no CUDA GPU (torch.cuda.is_available() is False)")
-            self.device = torch.device("cuda")
-            _pin_fp32()
-        elif device == "cpu":
-            self.device = torch.device("cpu")
-        else:
-            raise DeviceUnavailable(f"unknown device {device!r}")
-        if cpu_threads():
-            torch.set_num_threads(cpu_threads())
+        self.device = mnist.select_device(device)
         torch.manual_seed(seed)  # dropout only: weights come from the dict
         self.task = task
         self.names = torch_names(task)
