@@ -15,7 +15,8 @@ from typing import Callable, Iterator
 import numpy as np
 
 from bench.errors import DataError
-from bench.spec import DatasetSpec, Profile, TaskSpec
+from bench.datasets import DatasetSpec
+from bench.spec import Profile, TaskSpec
 
 DOWNLOAD_TIMEOUT_S = 30.0
 MAX_DOWNLOAD_BYTES = 200 * 2**20  # no IDX archive comes near this; a larger answer is refused
@@ -269,7 +270,7 @@ def load_task_data(task: TaskSpec, dataset: str, profile: Profile, root: Path) -
 
 
 def _dataset(task: TaskSpec, dataset: str) -> DatasetSpec:
-    from bench.spec import DATASETS
+    from bench.datasets import DATASETS
 
     if dataset not in task.datasets:
         raise DataError(f"task {task.name} does not use dataset {dataset!r}; choose from {', '.join(task.datasets)}")

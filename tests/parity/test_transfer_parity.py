@@ -67,8 +67,12 @@ def test_training_steps_agree_in_each_phase(w, photos, phase):
     moved = {k for k in w if not np.array_equal(final[ref][k], w[k])}
     assert "top.kernel" in moved and (phase == 0) == (len(moved) == 2), sorted(moved)[:5]
     for a, b in itertools.combinations(AVAILABLE, 2):
+        assert {k for k in w if not np.array_equal(final[b][k], w[k])} == moved, (a, b)
         assert np.allclose(losses[a], losses[b], rtol=0, atol=1e-4), (a, b, losses[a], losses[b])
         for k in moved:
-            # Adam moves each weight by at most ~lr per step; agreement well inside that is the check.
-            lr = task.phases[phase].optimizer.lr
-            assert np.abs(final[a][k] - final[b][k]).max() < 0.5 * lr * len(steps), (a, b, k)
+            # Compare the updates as a whole: Adam divides by |g|, so a single weight whose gradient
+            # is ~0 (a ReLU6 kink; its sign set by float32 rounding) can differ by up to 2 * lr
+            # per step, while a wrong rule, frozen set or BatchNorm mode changes every update.
+            upd = final[a][k].astype(np.float64) - w[k]
+            diff = final[a][k].astype(np.float64) - final[b][k]
+            assert np.linalg.norm(diff) <= 0.01 * np.linalg.norm(upd), (a, b, k, np.linalg.norm(diff) / np.linalg.norm(upd))

@@ -8,7 +8,8 @@ import pytest
 
 from bench import data
 from bench.errors import DataError
-from bench.spec import DATASETS, PROFILES, TASKS, DatasetSpec
+from bench.datasets import DATASETS, DatasetSpec
+from bench.spec import PROFILES, TASKS
 
 
 def idx_bytes(arr: np.ndarray) -> bytes:
