@@ -100,6 +100,8 @@ def build_parser() -> Parser:
     run.add_argument("--threads", type=bounded_int(1, 4096), default=None,
                      help=f"CPU threads per worker, the same for every framework (default: all {envinfo.available_cpus()})")
     run.add_argument("--out", type=Path, default=None, help="results folder (default: results/<run id>)")
+    run.add_argument("--resume", type=Path, default=None, metavar="DIR",
+                     help="continue the run in DIR (same arguments): run only its cells that have no ok record")
     ver = sub.add_parser("verify", help="check that every framework gives the same logits from the same weights")
     _common(ver, devices=False)
     ver.add_argument("--out", type=Path, default=None, help="where logits and logs go (default: a temporary folder)")

@@ -21,7 +21,7 @@ from bench.worker import Cell
 
 # Piped output (CI logs, files) is not wrapped at 80 columns: tables stay one row per line.
 out_console = Console() if sys.stdout.isatty() else Console(width=200)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # long paths stay whole in logs
 
 
 def _writable_folder(path: Path) -> Path:
@@ -33,6 +33,31 @@ def _writable_folder(path: Path) -> Path:
     except OSError as exc:
         raise UsageError(f"cannot write to {path} ({exc.strerror or exc}); pass a writable --out") from None
     return path
+
+
+def _planned_keys(cfg: RunConfig) -> list[tuple]:
+    """records.cell_key of every cell the command asks for, without writing anything."""
+    from bench.spec import resolve_epochs
+
+    return [(t, fw, dev, cfg.profile, cfg.dataset or TASKS[t].datasets[0], cfg.seed,
+             resolve_epochs(TASKS[t], PROFILES[cfg.profile], cfg.epochs))
+            for t in cfg.tasks for dev in cfg.devices for fw in cfg.frameworks]
+
+
+def _resume_state(folder: Path, cfg: RunConfig) -> tuple[list[records.Record], set[tuple]]:
+    """The folder's records, and the cells of this command that already have an ok record there."""
+    from bench.spec import spec_hash
+
+    previous, problems = records.read_file(folder / records.RECORDS_FILE)
+    for p in problems:
+        err_console.print(f"[yellow]warning:[/] {p}", highlight=False)
+    planned = set(_planned_keys(cfg))
+    for r in previous:
+        if records.cell_key(r) in planned and r.spec_hash != spec_hash(TASKS[r.task]):
+            raise UsageError(f"--resume {folder}: its {r.task} records come from another version of the spec "
+                             f"(hash {r.spec_hash}, now {spec_hash(TASKS[r.task])}); start a new --out")
+    done = {records.cell_key(r) for r in records.latest(previous) if r.status == "ok"}
+    return previous, done & planned
 
 
 def _config(args: argparse.Namespace, devices: list[str], profile: str, out: Path | None,
@@ -63,14 +88,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     devices = choices(args.device, DEVICES, "device")
     if args.profile not in PROFILES:
         raise UsageError(f"unknown profile {args.profile!r}; choose from {', '.join(PROFILES)}")
-    cfg = _config(args, devices, args.profile, args.out)
+    if args.resume is not None:
+        if args.out is not None and args.out.resolve() != args.resume.resolve():
+            raise UsageError("--resume DIR continues the run in DIR; leave out --out (or give the same folder)")
+        if not (args.resume / records.RECORDS_FILE).is_file():
+            raise UsageError(f"--resume {args.resume}: no {records.RECORDS_FILE} there, so no run to continue; "
+                             "start one without --resume")
+    cfg = _config(args, devices, args.profile, args.resume or args.out)
     cfg.epochs, cfg.seed = args.epochs, args.seed
     if args.threads:
         cfg.threads = args.threads
+    previous, skip = _resume_state(args.resume, cfg) if args.resume is not None else ([], set())
     if "gpu" in devices and not envinfo.gpu_models():
         err_console.print("[yellow]note:[/] nvidia-smi finds no GPU; GPU cells will be skipped if no framework sees one")
-    n_cells = len(cfg.tasks) * len(cfg.frameworks) * len(devices)
-    err_console.print(f"bench run {cfg.run_id}: {n_cells} cells, profile {cfg.profile}, results in {cfg.out}")
+    n_cells = len(cfg.tasks) * len(cfg.frameworks) * len(devices) - len(skip)
+    resumed = f" ({len(skip)} already done, kept)" if skip else ""
+    err_console.print(f"bench run {cfg.run_id}: {n_cells} cells{resumed}, profile {cfg.profile}, results in {cfg.out}")
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=err_console, transient=True)
     overall = progress.add_task("cells", total=n_cells)
@@ -92,15 +125,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress.console.print(f"{rec.task}/{rec.framework}/{rec.device}: {mark} {detail}", highlight=False)
 
     with progress:
-        recs, interrupted = run(cfg, on_event=on_event, on_record=on_record)
+        new, interrupted = run(cfg, on_event=on_event, on_record=on_record, skip=skip)
+    # The report covers the whole folder: on resume, each cell's latest record (old ok ones kept).
+    recs = records.latest(previous + new)
     md = report.markdown_report(recs)
     (cfg.out / "report.md").write_text(md)
     out_console.print(report.rich_table(recs, title=f"bench {cfg.run_id} ({cfg.profile})"))
     err_console.print(f"records: {cfg.out / records.RECORDS_FILE}\nreport:  {cfg.out / 'report.md'}")
     if interrupted:
-        missing = n_cells - len(recs)
-        err_console.print(f"[red]interrupted:[/] {len(recs)} cells recorded, {missing} not run")
+        not_run = n_cells - len(new)
+        err_console.print(f"[red]interrupted:[/] {len(new)} cells recorded (the last one as failed), {not_run} not "
+                          f"run; to finish, repeat the command with --resume {cfg.out}")
         return 130
+    planned = set(_planned_keys(cfg))
+    recs = [r for r in recs if records.cell_key(r) in planned]  # the exit code is about this command's cells
     failed = [r for r in recs if r.status == "failed"]
     if failed:
         err_console.print(f"[red]{len(failed)} of {len(recs)} cells failed[/] (details in the report and logs/)")

@@ -155,6 +155,22 @@ def collect(paths: Iterable[Path]) -> tuple[list[Record], list[str]]:
     return records, problems
 
 
+CELL_KEY = ("task", "framework", "device", "profile", "dataset", "seed", "epochs")
+
+
+def cell_key(item: Any) -> tuple:
+    """What makes two runs the same cell (a Record or a worker Cell)."""
+    return tuple(getattr(item, k) for k in CELL_KEY)
+
+
+def latest(records: list[Record]) -> list[Record]:
+    """The last record of each cell, in first-seen order: a resumed cell replaces its failure."""
+    last: dict[tuple, Record] = {}
+    for rec in records:
+        last[cell_key(rec)] = rec  # a dict keeps the key's first position and takes the new value
+    return list(last.values())
+
+
 def frame(records: list[Record]) -> Any:
     """A pandas DataFrame, one row per record (pandas is imported only here)."""
     import pandas as pd

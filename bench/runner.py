@@ -186,14 +186,16 @@ class Interrupted(Exception):
 
 
 def run(cfg: RunConfig, on_event: EventHandler | None = None,
-        on_record: Callable[[Record], None] | None = None) -> tuple[list[Record], bool]:
-    """Run every cell, appending each record to out/records.jsonl as soon as it exists.
-
-    Returns the records and whether the user interrupted the run.
+        on_record: Callable[[Record], None] | None = None,
+        skip: set[tuple] | frozenset[tuple] = frozenset()) -> tuple[list[Record], bool]:
+    """Run every cell not in `skip` (records.cell_key), appending each record to out/records.jsonl
+    as soon as it exists. Returns the new records and whether the user interrupted the run.
     """
     cfg.out.mkdir(parents=True, exist_ok=True)
     done: list[Record] = []
     for cell in plan(cfg):
+        if records.cell_key(cell) in skip:
+            continue
         try:
             rec, _ = run_cell(cell, cfg, on_event)
         except Interrupted as stop:

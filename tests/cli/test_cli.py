@@ -127,6 +127,14 @@ def test_a_crashing_cell_is_recorded_as_failed_and_the_others_run(tmp_path):
     rep = bench("report", str(out), "--output", str(tmp_path / "again.md"))
     assert rep.returncode == 0 and "not valid JSON" in rep.stderr
     assert "| mnist_mlp | tf | ok |" in (tmp_path / "again.md").read_text()
+    # --resume runs only the failed cell; the ok ones are kept, the report shows each cell's latest record.
+    res = bench("run", "--task", "mnist_mlp", "--framework", "all", "--resume", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "1 cells (2 already done, kept)" in res.stderr
+    lines = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines() if x.startswith('{"') and x.endswith("}")]
+    assert [r["framework"] for r in lines[3:]] == ["torch"] and lines[3]["status"] == "ok"
+    report = (out / "report.md").read_text()
+    assert "| mnist_mlp | torch | ok |" in report and "SIGSEGV" not in report
 
 
 @pytest.mark.slow
@@ -175,3 +183,47 @@ def test_broken_photo_folder_is_one_error_before_any_cell(capsys, tmp_path, monk
     assert main(["run", "--task", "cats_vs_dogs", "--data-root", str(tmp_path / "data"), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_resume_needs_a_run_folder_of_the_same_spec(capsys, tmp_path):
+    assert main(["run", "--task", "mnist_mlp", "--resume", str(tmp_path / "none")]) == 2
+    assert "no records.jsonl there" in capsys.readouterr().err
+    from bench import records
+    from bench.spec import TASKS, spec_hash
+
+    rec = records.Record(task="mnist_mlp", framework="tf", device="cpu", profile="smoke", dataset="mnist", seed=0,
+                         status="ok", spec_hash="0" * 16, epochs=2)
+    records.append(tmp_path / "records.jsonl", [rec])
+    assert spec_hash(TASKS["mnist_mlp"]) != "0" * 16
+    assert main(["run", "--task", "mnist_mlp", "--resume", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "another version of the spec" in err and len(err.strip().splitlines()) == 1
+    assert main(["run", "--resume", str(tmp_path), "--out", str(tmp_path / "elsewhere")]) == 2
+    assert "leave out --out" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (has("torch") and has("jax")), reason="needs torch and jax")
+def test_ctrl_c_keeps_what_ran_and_resume_finishes_the_run(tmp_path):
+    import signal
+    import time
+
+    hang = script(tmp_path, "hanging-python", "sleep 60")
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--task", "mnist_mlp", "--framework", "torch,jax",
+                             "--out", str(out), "--python", f"torch={hang}"], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (out / "cells" / "mnist_mlp_torch_cpu_s0.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # the hanging worker is running now
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "1 not run" in err and f"--resume {out}" in err and "Traceback" not in err
+    rec = json.loads((out / "records.jsonl").read_text())
+    assert rec["framework"] == "torch" and rec["status"] == "failed" and "interrupted" in rec["error"]
+    res = bench("run", "--task", "mnist_mlp", "--framework", "torch,jax", "--resume", str(out))
+    assert res.returncode == 0, res.stderr
+    recs = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
+    assert [(r["framework"], r["status"]) for r in recs] == [("torch", "failed"), ("torch", "ok"), ("jax", "ok")]
