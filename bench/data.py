@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import importlib.util
 import os
 import struct
@@ -81,13 +82,26 @@ def download(url: str, dest: Path, sha256: str | None, timeout: float = DOWNLOAD
     """
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as out:
-            total = 0
-            while chunk := resp.read(1 << 20):
-                total += len(chunk)
-                if total > max_bytes:
-                    raise DataError(f"{url}: larger than {max_bytes} bytes, refused")
-                out.write(chunk)
+        total = 0
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as out:
+                while chunk := resp.read(1 << 20):
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise DataError(f"{url}: larger than {max_bytes} bytes, refused")
+                    out.write(chunk)
+                promised = resp.headers.get("Content-Length")
+                if promised is not None and promised.isdigit() and total != int(promised):
+                    # read(n) returns what arrived when the server closes early; it does not raise.
+                    raise DataError(f"{url}: the transfer was cut short ({total} of {promised} bytes); nothing kept")
+        except TimeoutError:
+            raise DataError(f"{url}: the server sent nothing for {timeout:g} s (after {total} bytes); gave up, "
+                            "nothing kept") from None
+        except http.client.IncompleteRead as exc:
+            raise DataError(f"{url}: the transfer was cut short ({total + len(exc.partial)} bytes of "
+                            f"{total + len(exc.partial) + (exc.expected or 0)}); nothing kept") from None
+        except http.client.HTTPException as exc:
+            raise DataError(f"{url}: broken HTTP response ({type(exc).__name__}); nothing kept") from None
         got = hash_of(tmp)
         if sha256 is not None and got != sha256:
             raise DataError(f"{url}: sha256 {got[:12]}… does not match the expected {sha256[:12]}…; deleted")

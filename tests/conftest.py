@@ -4,6 +4,7 @@ from __future__ import annotations
 import http.server
 import importlib.util
 import threading
+import time
 import os
 from pathlib import Path
 
@@ -48,7 +49,8 @@ def data_root_with_mnist(tmp_path: Path, shared_mnist: Path) -> Path:
 
 
 class _Server:
-    """A real HTTP server on 127.0.0.1 serving a dict of path -> bytes (404 otherwise)."""
+    """A real HTTP server on 127.0.0.1 serving a dict of path -> bytes (404 otherwise); a value
+    ("truncate", bytes) sends half the promised body and closes, ("stall", bytes) half and then waits."""
 
     def __init__(self, files: dict[str, bytes]):
         files_ = files
@@ -59,10 +61,16 @@ class _Server:
                 if body is None:
                     self.send_error(404)
                     return
+                mode = None
+                if isinstance(body, tuple):  # ("truncate" | "stall", bytes): a misbehaving server
+                    mode, body = body
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(body if mode is None else body[: len(body) // 2])
+                if mode == "stall":
+                    self.wfile.flush()
+                    time.sleep(3)  # longer than the test's download timeout
 
             def log_message(self, *args):
                 pass

@@ -80,6 +80,15 @@ def test_download_good_wrong_and_missing_from_a_local_server(tmp_path, server):
     assert list((tmp_path / "tiny").iterdir()) == []
 
 
+@pytest.mark.parametrize("mode,message", [("truncate", "cut short"), ("stall", "sent nothing for 0.5 s")])
+def test_a_truncated_or_stalled_download_is_one_clear_error_and_nothing_is_kept(tmp_path, server, mode, message):
+    body = gzip.compress(idx_bytes(np.arange(4096, dtype=np.uint8).reshape(4, 32, 32)))
+    srv = server({"/f.gz": (mode, body)})
+    with pytest.raises(DataError, match=message):
+        data.download(srv.url + "/f.gz", tmp_path / "f.gz", None, timeout=0.5)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_real_mnist_downloads_through_a_mirror_and_verifies(tmp_path, server, shared_mnist, monkeypatch):
     files = {f"/mnist/{p.name}": p.read_bytes() for p in shared_mnist.glob("*.gz")}
     srv = server(files)
