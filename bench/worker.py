@@ -165,7 +165,18 @@ def classify(exc: BaseException, framework: str) -> tuple[str, str]:
         return "skipped", str(exc)
     if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] in FRAMEWORK_PACKAGES[framework]:
         return "skipped", f"{exc.name} is not installed for this interpreter (pip install 'bench[{framework}]')"
-    return "failed", f"{type(exc).__name__}: {exc}"
+    return "failed", f"{type(exc).__name__}: {exc}{memory_hint(exc)}"
+
+
+def memory_hint(exc: BaseException) -> str:
+    """Out of memory shows up as MemoryError, or as odd import/mmap errors under a ulimit: say so."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        return (f" (this worker ran under a {soft / 2**20:,.0f} MiB address-space limit, ulimit -v: "
+                "running out of memory is the likely cause)")
+    return " (out of memory)" if isinstance(exc, MemoryError) else ""
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -227,3 +227,20 @@ def test_ctrl_c_keeps_what_ran_and_resume_finishes_the_run(tmp_path):
     assert res.returncode == 0, res.stderr
     recs = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
     assert [(r["framework"], r["status"]) for r in recs] == [("torch", "failed"), ("torch", "ok"), ("jax", "ok")]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (has("torch") and has("jax")), reason="needs torch and jax")
+def test_out_of_memory_and_killed_workers_are_failed_cells_with_their_reason(tmp_path):
+    # A real memory limit on the torch worker (address space 500 MiB: torch cannot even map its
+    # libraries), a SIGKILL like the OOM killer's on the second run; jax runs normally both times.
+    limited = script(tmp_path, "limited-python", f"ulimit -v 500000\nexec {sys.executable} \"$@\"")
+    killed = script(tmp_path, "killed-python", "kill -KILL $$")
+    for python, reason in ((limited, "488 MiB address-space limit"), (killed, "OOM killer sends SIGKILL")):
+        out = tmp_path / ("run-" + python.rsplit("/", 1)[1])
+        res = bench("run", "--task", "mnist_mlp", "--framework", "torch,jax", "--out", str(out),
+                    "--python", f"torch={python}")
+        assert res.returncode == 1 and "Traceback" not in res.stderr
+        recs = {r["framework"]: r for r in map(json.loads, (out / "records.jsonl").read_text().splitlines())}
+        assert recs["torch"]["status"] == "failed" and recs["jax"]["status"] == "ok"
+        assert reason in recs["torch"]["error"], recs["torch"]["error"]

@@ -45,3 +45,14 @@ def test_worker_env_cpu_cells_hide_gpus_and_share_one_thread_budget(tmp_path):
     assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" and env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
     gpu = worker_env(cell(tmp_path, device="gpu"), base={"PATH": "/bin", "JAX_PLATFORMS": "cpu"})
     assert "JAX_PLATFORMS" not in gpu and "CUDA_VISIBLE_DEVICES" not in gpu
+
+
+def test_memory_errors_are_named_as_such():
+    import resource
+
+    from bench.worker import classify
+
+    if resource.getrlimit(resource.RLIMIT_AS)[0] != resource.RLIM_INFINITY:
+        pytest.skip("the test process itself runs under a memory limit")
+    assert classify(MemoryError("alloc 8 GiB"), "torch") == ("failed", "MemoryError: alloc 8 GiB (out of memory)")
+    assert classify(ValueError("bad"), "torch") == ("failed", "ValueError: bad")
