@@ -20,7 +20,8 @@ class Parser(argparse.ArgumentParser):
     """argparse that reports bad input in one line (what was wrong, where to look) and exits 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see: python -m bench {self.prog.split()[-1]} --help)")
+        sub = " ".join(self.prog.split()[1:])  # "bench run" -> "run"; the top-level parser has none
+        raise UsageError(f"{message} (see: python -m bench {sub + ' ' if sub else ''}--help)")
 
 
 def choices(value: str, valid: Sequence[str], what: str) -> list[str]:

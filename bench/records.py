@@ -89,7 +89,30 @@ def from_dict(d: dict[str, Any], where: str = "record") -> Record:
         raise RecordError(f"{where}: missing {', '.join(sorted(missing))}")
     if d["status"] not in STATUSES:
         raise RecordError(f"{where}: status {d['status']!r} is not one of {', '.join(STATUSES)}")
+    for name, value in d.items():
+        if name in TYPES and not _fits(value, TYPES[name]):
+            raise RecordError(f"{where}: {name} is {json.dumps(value)[:40]}, not {TYPES[name]}")
     return Record(**{k: v for k, v in d.items() if k in FIELDS})
+
+
+TYPES = {f.name: str(f.type) for f in dataclasses.fields(Record)}  # annotations are strings here
+
+
+def _fits(value: Any, annotation: str) -> bool:
+    """Whether a JSON value matches a Record field's annotation (records come from files: check them)."""
+    base = annotation.removesuffix(" | None")
+    if value is None:
+        return base != annotation
+    if base == "str":
+        return isinstance(value, str)
+    if base in ("int", "float"):
+        number = (int,) if base == "int" else (int, float)
+        return isinstance(value, number) and not isinstance(value, bool)
+    if base.startswith("list["):
+        return isinstance(value, list) and all(_fits(v, base[5:-1]) for v in value)
+    if base.startswith("dict["):
+        return isinstance(value, dict) and (base != "dict[str, str]" or all(isinstance(v, str) for v in value.values()))
+    return True  # Any
 
 
 def append(path: Path, records: Iterable[Record]) -> None:

@@ -1,0 +1,98 @@
+"""Random argument lists and random record files thrown at the CLI: never a traceback, always 0/1/2."""
+import json
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bench import cli, commands
+
+SCRATCH = Path(tempfile.mkdtemp(prefix="bench-fuzz-"))
+(SCRATCH / "a-file").write_text("not a folder")
+(SCRATCH / "empty.jsonl").write_text("")
+WORDS = [
+    "run", "verify", "list", "report", "--task", "--framework", "--device", "--profile", "--dataset", "--epochs",
+    "--seed", "--threads", "--timeout", "--out", "--data-root", "--python", "--resume", "--output", "--bogus",
+    "mnist_mlp", "mnist_cnn", "cats_vs_dogs", "all", ",", "", " ", "tf,torch", "jax", "mxnet", "cpu", "gpu",
+    "cpu,gpu", "tpu", "smoke", "quick", "huge", "mnist", "fashion_mnist", "cifar10", "0", "1", "-3", "abc", "1e999",
+    "nan", "99999999999", "torch=/nonexistent/python", "tf=", "=", "\x00", "é", str(SCRATCH / "a-file"),
+    str(SCRATCH / "empty.jsonl"), str(SCRATCH / "missing"), str(SCRATCH),
+]
+
+
+class Reached(Exception):
+    """Valid input got as far as training: the stubs stop it there (the fuzz test runs no worker)."""
+
+
+def _stop(*args, **kwargs):
+    raise Reached
+
+
+@pytest.fixture
+def cli_sandbox(monkeypatch, tmp_path):
+    monkeypatch.setenv("BENCH_OFFLINE", "1")  # a missing dataset is an error, never a download
+    monkeypatch.setenv("BENCH_DATA", str(SCRATCH / "data"))
+    monkeypatch.setenv("BENCH_CACHE", str(SCRATCH / "cache"))
+    monkeypatch.chdir(tmp_path)  # results/<run id> of accepted runs land here
+    monkeypatch.setattr(commands, "run", _stop)
+    monkeypatch.setattr("bench.verify.run_verify", _stop)
+
+
+def _call(argv: list[str], capsys) -> None:
+    capsys.readouterr()  # hypothesis reuses the fixture: drop the previous example's output
+    try:
+        code = cli.main(argv)
+    except Reached:
+        return
+    except SystemExit as exc:  # only --help / -h exit through argparse, with 0
+        assert exc.code == 0, argv
+        return
+    err = capsys.readouterr().err
+    assert code in (0, 1, 2), (argv, code)
+    assert "Traceback" not in err, (argv, err)
+    if code == 2:  # one error line, after any warnings about skipped record lines
+        lines = err.strip().splitlines()
+        assert lines and lines[-1].startswith("error:"), (argv, err)
+        assert all(line.startswith("warning:") for line in lines[:-1]), (argv, err)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(argv=st.lists(st.sampled_from(WORDS), max_size=7))
+def test_random_argument_lists(cli_sandbox, capsys, argv):
+    _call(argv, capsys)
+
+
+RECORD = {"schema_version": 1, "task": "mnist_mlp", "framework": "tf", "device": "cpu", "profile": "smoke",
+          "dataset": "mnist", "seed": 0, "status": "ok", "spec_hash": "x", "epochs": 2, "test_accuracy": 0.9}
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True), st.text(max_size=8))
+# history and phases entries: dicts with the keys the report reads, holding anything
+ENTRIES = st.lists(st.dictionaries(st.sampled_from(["name", "epoch", "epochs", "train_loss", "val_loss", "val_accuracy",
+                                                    "time_s", "samples_per_s", "trainable_params"]), SCALARS), max_size=2)
+FIELD_VALUES = st.one_of(SCALARS, ENTRIES, st.lists(st.floats(), max_size=3),
+                         st.dictionaries(st.text(max_size=3), st.one_of(st.integers(), st.text(max_size=3)), max_size=2))
+
+
+@st.composite
+def record_lines(draw) -> str:
+    kind = draw(st.sampled_from(["valid", "mutated", "garbage", "truncated"]))
+    rec = dict(RECORD)
+    if kind == "garbage":
+        return draw(st.text(max_size=40))
+    if kind in ("mutated", "truncated"):
+        for key in draw(st.lists(st.sampled_from([*RECORD, "history", "phases", "env", "error"]), max_size=3)):
+            if draw(st.booleans()):
+                rec.pop(key, None)
+            else:
+                rec[key] = draw(FIELD_VALUES)
+    line = json.dumps(rec)
+    return line[: draw(st.integers(0, len(line)))] if kind == "truncated" else line
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(record_lines(), max_size=6))
+def test_random_record_files(cli_sandbox, capsys, tmp_path, lines):
+    path = tmp_path / "records.jsonl"
+    path.write_text("\n".join(lines))
+    _call(["report", str(path), "--output", str(tmp_path / "report.md")], capsys)
