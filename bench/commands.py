@@ -178,6 +178,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     recs, probs = records.collect(args.paths)
+    probs += report.spec_mismatches(recs)
     for p in probs:
         err_console.print(f"[yellow]warning:[/] {p}", highlight=False)
     if not recs:

@@ -166,6 +166,17 @@ def phase_section(records: list[Record]) -> list[str]:
     return out
 
 
+def spec_mismatches(records: list[Record]) -> list[str]:
+    """One warning per task whose records come from more than one version of its spec."""
+    out = []
+    for task in sorted({r.task for r in records}):
+        hashes = sorted({r.spec_hash for r in records if r.task == task})
+        if len(hashes) > 1:
+            out.append(f"{task}: records from {len(hashes)} versions of the spec ({', '.join(hashes)}); "
+                       "their numbers are not comparable — report them apart")
+    return out
+
+
 def markdown_report(records: list[Record], problems: list[str] | None = None) -> str:
     header, rows = table_rows(records)
     out = ["# bench report", "", *_environment(records), "", markdown_table(header, rows), ""]
@@ -183,6 +194,6 @@ def markdown_report(records: list[Record], problems: list[str] | None = None) ->
                 f"{(r.error or '').splitlines()[0] if r.error else 'no reason given'}" for r in bad]
         out.append("")
     if problems:
-        out += ["## Unreadable record lines", "", *[f"- {p}" for p in problems], ""]
+        out += ["## Problems with the records", "", *[f"- {p}" for p in problems], ""]
     out += [NOTES, ""]
     return "\n".join(out)

@@ -27,3 +27,12 @@ def test_rows_are_task_by_framework_with_medians_and_speedup():
 def test_single_device_has_no_speedup_column():
     header, _ = report.table_rows([rec()])
     assert "GPU speedup" not in header and not any(h.startswith("GPU") for h in header)
+
+
+def test_records_of_two_spec_versions_are_flagged():
+    same = [rec(), rec(framework="torch")]
+    assert report.spec_mismatches(same) == []
+    mixed = same + [rec(framework="jax", spec_hash="other")]
+    (warning,) = report.spec_mismatches(mixed)
+    assert "mnist_cnn" in warning and "2 versions" in warning and "other" in warning
+    assert warning in report.markdown_report(mixed, report.spec_mismatches(mixed))
