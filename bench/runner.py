@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -172,6 +173,10 @@ def run_cell(cell: Cell, cfg: RunConfig, on_event: EventHandler | None = None) -
         error = "worker wrote no result"
     if error is not None:
         tail = _log_tail(log_path)
+        missing = re.search(r"ModuleNotFoundError: No module named '([\w.]+)'", tail)
+        if missing and not result_path.exists():  # died importing bench's own dependencies
+            error = (f"the interpreter {python} lacks {missing.group(1)}, which bench's worker needs: "
+                     f"run `{python} -m pip install -e {envinfo.ROOT}` ({error})")
         body = {"status": "failed", "error": error + (f"; log tail:\n{tail}" if tail else "")}
     fields = {k: v for k, v in body.items() if k in records.FIELDS and k not in base}
     rec = Record(**base, **fields, peak_host_rss_bytes=rss, wall_time_s=wall)

@@ -244,3 +244,15 @@ def test_out_of_memory_and_killed_workers_are_failed_cells_with_their_reason(tmp
         recs = {r["framework"]: r for r in map(json.loads, (out / "records.jsonl").read_text().splitlines())}
         assert recs["torch"]["status"] == "failed" and recs["jax"]["status"] == "ok"
         assert reason in recs["torch"]["error"], recs["torch"]["error"]
+
+
+@pytest.mark.slow
+def test_an_interpreter_without_bench_dependencies_is_named_with_the_fix(tmp_path):
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)  # no numpy there
+    out = tmp_path / "run"
+    res = bench("run", "--task", "mnist_mlp", "--framework", "torch", "--out", str(out),
+                "--python", f"torch={bare / 'bin' / 'python'}")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    rec = json.loads((out / "records.jsonl").read_text())
+    assert rec["status"] == "failed" and "lacks numpy" in rec["error"] and "pip install -e" in rec["error"]
