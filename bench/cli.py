@@ -110,6 +110,12 @@ def build_parser() -> Parser:
     rep = sub.add_parser("report", help="re-render the comparison tables from saved records")
     rep.add_argument("paths", nargs="+", type=Path, metavar="RESULTS", help="records files or run folders")
     rep.add_argument("--output", type=Path, default=None, help="also write the Markdown report here")
+    cmp = sub.add_parser("compare", help="baseline vs current records: which cells got worse (exit 1 if any)")
+    cmp.add_argument("baseline", type=Path, metavar="BASELINE", help="records file or run folder")
+    cmp.add_argument("current", type=Path, metavar="CURRENT", help="records file or run folder")
+    cmp.add_argument("--threshold", default=None, metavar="time=10%,memory=10%,accuracy=0.5pp",
+                     help="how big a change must be to count (default: time=10%%,memory=10%%,accuracy=0.5pp)")
+    cmp.add_argument("--format", default="table", help="table (default) or md (Markdown, e.g. for a CI summary)")
     return parser
 
 

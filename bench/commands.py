@@ -239,3 +239,40 @@ def cmd_list(args: argparse.Namespace) -> int:
     root = data_root(None)
     out_console.print(f"data root: {root} (override with --data-root or $BENCH_DATA)")
     return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench import compare
+
+    if args.format not in ("table", "md"):
+        raise UsageError(f"--format: {args.format!r}; choose table or md")
+    thresholds = compare.parse_thresholds(args.threshold)
+    sides = []
+    for path in (args.baseline, args.current):
+        recs, probs = records.collect([path])
+        for p in probs:
+            err_console.print(f"[yellow]warning:[/] {p}", highlight=False)
+        if not recs:
+            raise RecordError(f"{path}: no readable records")
+        sides.append(records.latest(recs))  # per seed: repeats stay
+    base_m, cur_m = compare.machines(sides[0]), compare.machines(sides[1])
+    if base_m != cur_m:
+        err_console.print(f"[bold yellow]warning: different machines[/] — baseline {sorted(base_m)}, current "
+                          f"{sorted(cur_m)}: time and memory changes may be the machine's, not the code's", highlight=False)
+    rows = compare.compare(sides[0], sides[1], thresholds)
+    if args.format == "md":
+        out_console.print(compare.markdown(rows), markup=False, highlight=False, soft_wrap=True)
+    else:
+        table = Table(title="bench compare")
+        for col in ("task", "framework", "device", "metric", "baseline", "current", "change", "mark", "detail"):
+            table.add_column(col, justify="right" if col in ("baseline", "current", "change") else "left")
+        colour = {"worse": "red", "newly failing": "red", "better": "green", "fixed": "green"}
+        for r in rows:
+            fmt = (lambda v: "–" if v is None else f"{v:,.2f}")
+            mark = f"[{colour[r.mark]}]{r.mark}[/]" if r.mark in colour else r.mark
+            table.add_row(*map(str, r.cell[:3]), r.metric, fmt(r.baseline), fmt(r.current), r.change, mark, r.detail)
+        out_console.print(table)
+    bad = [r for r in rows if r.mark in compare.REGRESSIONS]
+    err_console.print(f"compare: {len(bad)} regression(s) in {len({r.cell for r in rows})} cells" if bad else
+                      f"compare: no regression in {len({r.cell for r in rows})} cells")
+    return 1 if bad else 0

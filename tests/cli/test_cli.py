@@ -256,3 +256,31 @@ def test_an_interpreter_without_bench_dependencies_is_named_with_the_fix(tmp_pat
     assert res.returncode == 1 and "Traceback" not in res.stderr
     rec = json.loads((out / "records.jsonl").read_text())
     assert rec["status"] == "failed" and "lacks numpy" in rec["error"] and "pip install -e" in rec["error"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not has("torch"), reason="needs torch")
+def test_compare_flags_a_real_run_made_slower_on_purpose(tmp_path):
+    # The slowed worker is the real one with a 50 ms sleep added to every torch training step.
+    (tmp_path / "slow_worker.py").write_text(
+        "import runpy, sys, time\n"
+        "import impls.torch.adapter as a\n"
+        "step = a.Adapter.train_step\n"
+        "def slow(self, x, y):\n"
+        "    time.sleep(0.05)\n"
+        "    return step(self, x, y)\n"
+        "a.Adapter.train_step = slow\n"
+        "sys.argv = ['bench.worker'] + sys.argv[3:]  # drop '-m bench.worker' given by the runner\n"
+        "runpy.run_module('bench.worker', run_name='__main__')\n")
+    slow = script(tmp_path, "slow-python", f'exec {sys.executable} {tmp_path / "slow_worker.py"} "$@"')
+    base, cur = tmp_path / "base", tmp_path / "cur"
+    for out, extra in ((base, []), (cur, ["--python", f"torch={slow}"])):
+        res = bench("run", "--task", "mnist_mlp", "--framework", "torch", "--out", str(out), *extra)
+        assert res.returncode == 0, res.stderr
+    res = bench("compare", str(base), str(cur), "--format", "md")
+    assert res.returncode == 1, res.stdout + res.stderr
+    time_row = next(line for line in res.stdout.splitlines() if "| time |" in line)
+    assert "**worse**" in time_row
+    assert "| accuracy |" in res.stdout and "regression" in res.stderr
+    same = bench("compare", str(base), str(base))
+    assert same.returncode == 0 and "no regression" in same.stderr
