@@ -1,6 +1,7 @@
 """`bench compare`: baseline vs current records per cell, with thresholds and a significance test."""
 from __future__ import annotations
 
+import math
 import re
 import statistics
 from dataclasses import dataclass
@@ -105,8 +106,9 @@ def compare(baseline: list[Record], current: list[Record], thresholds: dict[str,
             rows.append(Row(cell, "-", None, None, "", "not comparable", "no ok run on either side"))
             continue
         for metric, (_, read, _) in METRICS.items():
-            bv = [v for v in map(read, b_ok) if v is not None]
-            cv = [v for v in map(read, c_ok) if v is not None]
+            # NaN/inf (a diverged run, a damaged record) is no measurement
+            bv = [v for v in map(read, b_ok) if v is not None and math.isfinite(v)]
+            cv = [v for v in map(read, c_ok) if v is not None and math.isfinite(v)]
             if not bv or not cv:
                 continue
             change, mark, detail = compare_metric(bv, cv, metric, thresholds[metric])

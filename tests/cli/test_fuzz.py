@@ -13,7 +13,8 @@ SCRATCH = Path(tempfile.mkdtemp(prefix="bench-fuzz-"))
 (SCRATCH / "a-file").write_text("not a folder")
 (SCRATCH / "empty.jsonl").write_text("")
 WORDS = [
-    "run", "verify", "list", "report", "--task", "--framework", "--device", "--profile", "--dataset", "--epochs",
+    "run", "verify", "list", "report", "compare", "--threshold", "time=5%", "accuracy=1pp", "--format", "md",
+    "--task", "--framework", "--device", "--profile", "--dataset", "--epochs",
     "--seed", "--threads", "--timeout", "--out", "--data-root", "--python", "--resume", "--output", "--bogus",
     "mnist_mlp", "mnist_cnn", "cats_vs_dogs", "all", ",", "", " ", "tf,torch", "jax", "mxnet", "cpu", "gpu",
     "cpu,gpu", "tpu", "smoke", "quick", "huge", "mnist", "fashion_mnist", "cifar10", "0", "1", "-3", "abc", "1e999",
@@ -96,3 +97,4 @@ def test_random_record_files(cli_sandbox, capsys, tmp_path, lines):
     path = tmp_path / "records.jsonl"
     path.write_text("\n".join(lines))
     _call(["report", str(path), "--output", str(tmp_path / "report.md")], capsys)
+    _call(["compare", str(path), str(path), "--format", "md"], capsys)
