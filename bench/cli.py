@@ -98,6 +98,8 @@ def build_parser() -> Parser:
     run.add_argument("--dataset", default=None, help=f"{', '.join(dataset_names())} (default: each task's own)")
     run.add_argument("--epochs", type=bounded_int(1, MAX_EPOCHS), default=None, help="override the profile's epochs")
     run.add_argument("--seed", type=bounded_int(0, 2**32 - 1), default=0, help="weights, data order and dropout seed")
+    run.add_argument("--repeats", type=bounded_int(1, 100), default=1,
+                     help="independent runs per cell, seeds SEED..SEED+N-1; tables show medians, 95%% CI and CV")
     run.add_argument("--threads", type=bounded_int(1, 4096), default=None,
                      help=f"CPU threads per worker, the same for every framework (default: all {envinfo.available_cpus()})")
     run.add_argument("--out", type=Path, default=None, help="results folder (default: results/<run id>)")

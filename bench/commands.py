@@ -39,9 +39,10 @@ def _planned_keys(cfg: RunConfig) -> list[tuple]:
     """records.cell_key of every cell the command asks for, without writing anything."""
     from bench.spec import resolve_epochs
 
-    return [(t, fw, dev, cfg.profile, cfg.dataset or TASKS[t].datasets[0], cfg.seed,
+    return [(t, fw, dev, cfg.profile, cfg.dataset or TASKS[t].datasets[0], seed,
              resolve_epochs(TASKS[t], PROFILES[cfg.profile], cfg.epochs))
-            for t in cfg.tasks for dev in cfg.devices for fw in cfg.frameworks]
+            for t in cfg.tasks for dev in cfg.devices for seed in range(cfg.seed, cfg.seed + cfg.repeats)
+            for fw in cfg.frameworks]
 
 
 def _resume_state(folder: Path, cfg: RunConfig) -> tuple[list[records.Record], set[tuple]]:
@@ -88,6 +89,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     devices = choices(args.device, DEVICES, "device")
     if args.profile not in PROFILES:
         raise UsageError(f"unknown profile {args.profile!r}; choose from {', '.join(PROFILES)}")
+    if args.seed + args.repeats - 1 > 2**32 - 1:
+        raise UsageError(f"--seed {args.seed} with --repeats {args.repeats} goes past the largest seed 2**32-1")
     if args.resume is not None:
         if args.out is not None and args.out.resolve() != args.resume.resolve():
             raise UsageError("--resume DIR continues the run in DIR; leave out --out (or give the same folder)")
@@ -95,13 +98,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"--resume {args.resume}: no {records.RECORDS_FILE} there, so no run to continue; "
                              "start one without --resume")
     cfg = _config(args, devices, args.profile, args.resume or args.out)
-    cfg.epochs, cfg.seed = args.epochs, args.seed
+    cfg.epochs, cfg.seed, cfg.repeats = args.epochs, args.seed, args.repeats
     if args.threads:
         cfg.threads = args.threads
     previous, skip = _resume_state(args.resume, cfg) if args.resume is not None else ([], set())
     if "gpu" in devices and not envinfo.gpu_models():
         err_console.print("[yellow]note:[/] nvidia-smi finds no GPU; GPU cells will be skipped if no framework sees one")
-    n_cells = len(cfg.tasks) * len(cfg.frameworks) * len(devices) - len(skip)
+    n_cells = len(_planned_keys(cfg)) - len(skip)
     resumed = f" ({len(skip)} already done, kept)" if skip else ""
     err_console.print(f"bench run {cfg.run_id}: {n_cells} cells{resumed}, profile {cfg.profile}, results in {cfg.out}")
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -27,6 +27,22 @@ METRICS = ("test_accuracy", "train_time_s", "steady_epoch_s", "first_epoch_s", "
 KEY = ["task", "framework", "device"]
 
 
+SPREAD = ("train_time_s", "samples_per_s")  # shown with a 95 % CI and CV when a cell has repeats
+
+
+def spread(values: list[float]) -> tuple[float, float, float] | None:
+    """(low, high, CV) of n >= 2 repeats: Student-t 95 % interval of the mean, CV = sd / mean."""
+    import statistics
+
+    from scipy.stats import t
+
+    if len(values) < 2:
+        return None
+    mean, sd = statistics.fmean(values), statistics.stdev(values)
+    half = float(t.ppf(0.975, len(values) - 1)) * sd / len(values) ** 0.5
+    return mean - half, mean + half, (sd / mean if mean else float("nan"))
+
+
 def aggregate(records: list[Record]) -> dict[tuple[str, str, str], Cell]:
     """One entry per (task, framework, device): medians over its ok records (seeds, repeats)."""
     from bench.records import frame
@@ -43,8 +59,23 @@ def aggregate(records: list[Record]) -> dict[tuple[str, str, str], Cell]:
         for name in METRICS:
             value = medians.loc[key, name] if n_ok and medians is not None else None
             cell[name] = None if value is None or value != value else float(value)  # NaN -> None
+        oks = group[group["status"] == "ok"]
+        for name in SPREAD:
+            cell[name + "_spread"] = spread([float(v) for v in oks[name] if v is not None and v == v])
         out[key] = cell
     return out
+
+
+def _fmt_rate(v: float | None) -> str:
+    return "–" if v is None else f"{v:,.0f}"
+
+
+def _with_spread(c: Cell, name: str, fmt: Callable[[float | None], str]) -> str:
+    """'median [CI low–high] CV x %' with repeats, the median alone without."""
+    sp = c.get(name + "_spread")
+    if c[name] is None or sp is None:
+        return fmt(c[name])
+    return f"{fmt(c[name])} [{fmt(sp[0])}–{fmt(sp[1])}] CV {100 * sp[2]:.1f} %"
 
 
 def _order(names: set[str], preferred: tuple[str, ...]) -> list[str]:
@@ -59,10 +90,10 @@ def _device_columns(device: str, compact: bool) -> list[tuple[str, Callable[[Cel
     cols: list[Column] = [
         (f"{d} status", lambda c: c["status"] + (f" ({c['n']}/{c['of']})" if c["of"] > 1 else ""), True),
         (f"{d} accuracy", lambda c: _fmt_pct(c["test_accuracy"]), True),
-        (f"{d} train s", lambda c: _fmt_s(c["train_time_s"]), True),
+        (f"{d} train s", lambda c: _with_spread(c, "train_time_s", _fmt_s), True),
         (f"{d} first epoch s", lambda c: _fmt_s(c["first_epoch_s"]), False),
         (f"{d} steady epoch s", lambda c: _fmt_s(c["steady_epoch_s"]), True),
-        (f"{d} samples/s", lambda c: "–" if c["samples_per_s"] is None else f"{c['samples_per_s']:,.0f}", False),
+        (f"{d} samples/s", lambda c: _with_spread(c, "samples_per_s", _fmt_rate), False),
         (f"{d} peak RSS", lambda c: _fmt_bytes(c["peak_host_rss_bytes"]), device == "cpu"),
     ]
     if device != "cpu":

@@ -34,6 +34,7 @@ class RunConfig:
     dataset: str | None = None  # None: each task's default
     epochs: int | None = None
     seed: int = 0
+    repeats: int = 1  # independent worker processes per cell, seeds seed..seed+repeats-1
     data_root: Path = field(default_factory=lambda: Path("."))
     out: Path = field(default_factory=lambda: Path("results"))
     timeout_s: float = 3600.0
@@ -47,16 +48,20 @@ def plan(cfg: RunConfig, kind: str = "train") -> list[Cell]:
     cells = []
     for task_name in cfg.tasks:
         task = TASKS[task_name]
-        wpath, _ = weights.materialize(task, cfg.seed, cfg.out / "weights", cfg.data_root)
+        seeds = range(cfg.seed, cfg.seed + cfg.repeats)
+        wpaths = {s: weights.materialize(task, s, cfg.out / "weights", cfg.data_root)[0] for s in seeds}
         for device in cfg.devices:
-            for fw in cfg.frameworks:
-                cells.append(Cell(
-                    task=task_name, framework=fw, device=device, profile=cfg.profile,
-                    dataset=cfg.dataset or task.datasets[0], seed=cfg.seed,
-                    epochs=resolve_epochs(task, PROFILES[cfg.profile], cfg.epochs),
-                    data_root=str(cfg.data_root.resolve()), weights_path=str(wpath.resolve()),
-                    threads=cfg.threads, kind=kind, run_id=cfg.run_id,
-                ))
+            # Repeats outermost, frameworks inside: slow drift of the machine (heat, neighbours)
+            # spreads over every framework instead of landing on one.
+            for seed in seeds:
+                for fw in cfg.frameworks:
+                    cells.append(Cell(
+                        task=task_name, framework=fw, device=device, profile=cfg.profile,
+                        dataset=cfg.dataset or task.datasets[0], seed=seed,
+                        epochs=resolve_epochs(task, PROFILES[cfg.profile], cfg.epochs),
+                        data_root=str(cfg.data_root.resolve()), weights_path=str(wpaths[seed].resolve()),
+                        threads=cfg.threads, kind=kind, run_id=cfg.run_id,
+                    ))
     return cells
 
 

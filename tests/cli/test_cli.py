@@ -284,3 +284,18 @@ def test_compare_flags_a_real_run_made_slower_on_purpose(tmp_path):
     assert "| accuracy |" in res.stdout and "regression" in res.stderr
     same = bench("compare", str(base), str(base))
     assert same.returncode == 0 and "no regression" in same.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not has("torch"), reason="needs torch")
+def test_repeats_are_independent_seeded_runs_shown_with_ci_and_cv(tmp_path, capsys):
+    assert main(["run", "--seed", str(2**32 - 2), "--repeats", "3", "--out", str(tmp_path / "x")]) == 2
+    assert "past the largest seed" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    out = tmp_path / "run"
+    res = bench("run", "--task", "mnist_mlp", "--framework", "torch", "--repeats", "3", "--seed", "5", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    recs = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
+    assert [r["seed"] for r in recs] == [5, 6, 7] and all(r["status"] == "ok" for r in recs)
+    assert len({r["weights_digest"] for r in recs}) == 3  # each repeat starts from its own seed's weights
+    row = next(line for line in (out / "report.md").read_text().splitlines() if line.startswith("| mnist_mlp | torch"))
+    assert "ok (3/3)" in row and "CV" in row and "[" in row
