@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
+
 from bench import data
 from bench.spec import PROFILES, TASKS, Dropout, TaskSpec
 
@@ -34,3 +36,14 @@ def batches(task: TaskSpec, n: int) -> list:
     td = smoke_data(task.name)
     it = data.train_batches(td.train, 0, 0, task.batch_size)
     return [next(it) for _ in range(n)]
+
+
+def bce(logits: np.ndarray, y: np.ndarray) -> float:
+    """Mean sigmoid binary cross-entropy of logits, in float64 (the transfer task's loss)."""
+    z = logits.astype(np.float64).reshape(-1)
+    return float(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))))
+
+
+def changed_keys(before: dict, after: dict) -> set:
+    """Neutral weight names whose values differ between two get_weights() snapshots."""
+    return {k for k in before if not np.array_equal(before[k], after[k])}

@@ -8,6 +8,7 @@ from bench import weights
 from bench.adapter import DeviceUnavailable
 from bench.images import SAMPLE_PHOTOS, load_photo, normalize, sample_photo
 from bench.vision import BACKBONES, CATS_VS_DOGS, conv_bns, is_trainable, model_param_counts, transfer_shapes
+from tests.frameworks.helpers import bce, changed_keys
 from tests.conftest import needs
 
 pytestmark = [pytest.mark.jax, needs("jax")]
@@ -23,13 +24,6 @@ def _adapter(task, w):
     return a
 
 
-def _bce(logits, y):
-    z = logits.astype(np.float64).reshape(-1)
-    return float(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))))
-
-
-def _changed(before, after):
-    return {k for k in before if not np.array_equal(before[k], after[k])}
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +74,13 @@ def test_phases_change_exactly_their_trainable_weights(trained, w, photos):
     a = trained
     # Phase 0: only the head trains, and dropout is active in train_step only.
     a.set_phase(0)
-    eval_loss = _bce(a.predict(x), y)
+    eval_loss = bce(a.predict(x), y)
     losses = [a.train_step(x, y) for _ in range(2)]
     assert isinstance(losses[0], jax.Array) and losses[0].shape == ()
     assert abs(float(losses[0]) - eval_loss) > 1e-6, "dropout (rate 0.2) did not change the training logits"
     a.sync()
     after0 = a.get_weights()
-    assert _changed(w, after0) == {"top.kernel", "top.bias"}
+    assert changed_keys(w, after0) == {"top.kernel", "top.bias"}
 
     # Phase 1: the last blocks, head ConvBN and top train; BN statistics and imagenet.* never.
     a.set_phase(1)
@@ -95,10 +89,10 @@ def test_phases_change_exactly_their_trainable_weights(trained, w, photos):
     assert np.isfinite(float(loss))
     after1 = a.get_weights()
     trainable = {k for k in w if is_trainable(k, TASK.phases[1].trainable)}
-    changed = _changed(after0, after1)
+    changed = changed_keys(after0, after1)
     assert changed == trainable, sorted(changed ^ trainable)[:5]
     assert any(k.startswith("blocks.") for k in changed)
-    assert not any(k.endswith((".bn.mean", ".bn.var")) or k.startswith("imagenet.") for k in _changed(w, after1))
+    assert not any(k.endswith((".bn.mean", ".bn.var")) or k.startswith("imagenet.") for k in changed_keys(w, after1))
 
 
 def test_frozen_layers_get_no_backward_pass(w, photos):
@@ -124,7 +118,7 @@ def test_loss_is_mean_sigmoid_bce_of_the_inference_logits(w, photos):
     a.set_phase(0)
     logits = a.predict(x)
     assert logits.shape == (2, 1) and logits.dtype == np.float32
-    assert float(a.train_step(x, y)) == pytest.approx(_bce(logits, y), abs=1e-5)
+    assert float(a.train_step(x, y)) == pytest.approx(bce(logits, y), abs=1e-5)
 
 
 def test_gpu_requested_without_gpu_is_device_unavailable(w):

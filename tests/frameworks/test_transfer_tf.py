@@ -8,6 +8,7 @@ import pytest
 
 from bench import images, weights
 from bench.vision import BACKBONES, CATS_VS_DOGS, conv_bns, is_trainable, model_param_counts
+from tests.frameworks.helpers import changed_keys
 from tests.conftest import needs
 
 pytestmark = [pytest.mark.tf, needs("tf")]
@@ -64,9 +65,6 @@ def _steps(m, phase: int, n: int = 2) -> tuple[dict, dict]:
     return before, m.adapter.get_weights()
 
 
-def _changed(before: dict, after: dict) -> set:
-    return {k for k in before if not np.array_equal(before[k], after[k])}
-
 
 def _backprop_ops(m) -> collections.Counter:
     """Gradient ops of conv layers in the traced train step of the current phase."""
@@ -78,14 +76,14 @@ def _backprop_ops(m) -> collections.Counter:
 
 def test_phase_0_trains_only_the_new_head_without_backbone_backprop(m):
     before, after = _steps(m, 0)
-    assert _changed(before, after) == {"top.kernel", "top.bias"}
+    assert changed_keys(before, after) == {"top.kernel", "top.bias"}
     assert not _backprop_ops(m)  # the frozen backbone is only run forward
 
 
 def test_phase_1_trains_exactly_the_spec_prefixes_and_never_bn_statistics(m):
     trainable = m.task.phases[1].trainable
     before, after = _steps(m, 1)
-    changed = _changed(before, after)
+    changed = changed_keys(before, after)
     want = {k for k in before if is_trainable(k, trainable) and not k.startswith("imagenet.")}
     assert changed == want
     assert any(k.startswith("blocks.") for k in changed)

@@ -8,6 +8,7 @@ from bench import weights
 from bench.adapter import DeviceUnavailable
 from bench.images import SAMPLE_PHOTOS, load_photo, normalize, sample_photo
 from bench.vision import CATS_VS_DOGS, is_trainable, model_param_counts, transfer_shapes
+from tests.frameworks.helpers import bce, changed_keys
 from tests.conftest import needs
 
 pytestmark = [pytest.mark.torch, needs("torch")]
@@ -42,13 +43,6 @@ def photos():
     return x, np.array([0, 1, 0, 1], np.int32)
 
 
-def _bce(logits, y):
-    z = logits.astype(np.float64).reshape(-1)
-    return float(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))))
-
-
-def _changed(before, after):
-    return {k for k in before if not np.array_equal(before[k], after[k])}
 
 
 def test_param_and_trainable_counts_follow_the_spec(built):
@@ -83,11 +77,11 @@ def test_phases_change_exactly_their_trainable_weights(w, photos):
 
     # Phase 0: only the head trains, and dropout is active in train_step.
     a.set_phase(0)
-    eval_loss = _bce(a.predict(x), y)
+    eval_loss = bce(a.predict(x), y)
     losses = [float(a.train_step(x, y)) for _ in range(2)]
     assert abs(losses[0] - eval_loss) > 1e-6, "dropout (rate 0.2) did not change the training logits"
     after0 = a.get_weights()
-    assert _changed(w, after0) == {"top.kernel", "top.bias"}
+    assert changed_keys(w, after0) == {"top.kernel", "top.bias"}
     frozen_grads = [n for n, p in a.model.named_parameters() if not n.startswith("top.") and p.grad is not None]
     assert not frozen_grads, f"frozen parameters got gradients: {frozen_grads[:3]}"
 
@@ -98,10 +92,10 @@ def test_phases_change_exactly_their_trainable_weights(w, photos):
     assert isinstance(loss, torch.Tensor) and loss.ndim == 0
     after1 = a.get_weights()
     trainable = {k for k in w if is_trainable(k, TASK.phases[1].trainable)}
-    changed = _changed(after0, after1)
+    changed = changed_keys(after0, after1)
     assert changed == trainable, sorted(changed ^ trainable)[:5]
     assert any(k.startswith("blocks.") for k in changed)
-    assert not any(k.endswith((".bn.mean", ".bn.var")) or k.startswith("imagenet.") for k in _changed(w, after1))
+    assert not any(k.endswith((".bn.mean", ".bn.var")) or k.startswith("imagenet.") for k in changed_keys(w, after1))
 
 
 @pytest.mark.parametrize("phase", [0, 1])
@@ -113,7 +107,7 @@ def test_loss_is_mean_sigmoid_bce_of_the_inference_logits(photos, phase):
     a.set_phase(phase)
     logits = a.predict(x)
     assert logits.shape == (4, 1) and logits.dtype == np.float32
-    assert float(a.train_step(x, y)) == pytest.approx(_bce(logits, y), abs=1e-5)
+    assert float(a.train_step(x, y)) == pytest.approx(bce(logits, y), abs=1e-5)
 
 
 def test_gpu_requested_without_gpu_is_device_unavailable(w):
