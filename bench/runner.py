@@ -164,7 +164,7 @@ def run_cell(cell: Cell, cfg: RunConfig, on_event: EventHandler | None = None) -
                 error = f"worker killed by signal {signal.Signals(-proc.returncode).name}"
                 if proc.returncode == -signal.SIGKILL:  # not ours (timeouts are handled above)
                     error += (f" (the kernel's OOM killer sends SIGKILL when memory runs out; the worker's "
-                              f"peak RSS was {usage.ru_maxrss * (1 if sys.platform == 'darwin' else 1024) / 2**20:,.0f} MiB)")
+                              f"peak RSS was {rss / 2**20:,.0f} MiB)")
             elif error is None and proc.returncode != 0:
                 error = f"worker exited with code {proc.returncode}"
     wall = time.monotonic() - start
