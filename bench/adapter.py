@@ -20,24 +20,36 @@ class DeviceUnavailable(RuntimeError):
     """The requested device is not visible to this framework (the cell is skipped)."""
 
 
+class NotApplicable(RuntimeError):
+    """The cell asks for something this framework does not have (e.g. eager JAX): skipped, never faked."""
+
+
 class Adapter(Protocol):
     name: ClassVar[str]
 
     def versions(self) -> dict[str, str]:
         """Framework package versions, for the record."""
 
-    def build(self, task: TaskSpec, weights: dict[str, np.ndarray], device: str, seed: int) -> None:
+    def build(self, task: TaskSpec, weights: dict[str, np.ndarray], device: str, seed: int,
+              mode: str = "default", precision: str = "fp32") -> None:
         """Build the spec's model and optimizer on `device` from the neutral weights.
 
         `seed` drives only the framework's own dropout RNG; initial weights come from `weights`.
-        Raises DeviceUnavailable when the device is absent.
+        `mode` (eager | compiled | default) and `precision` (fp32 | bf16): see bench/modes.py.
+        Raises DeviceUnavailable when the device is absent, NotApplicable for a mode the framework lacks.
         """
+
+    def settings(self) -> dict[str, str]:
+        """What the build set up, in the framework's own terms: keys mode, precision, autotune."""
 
     def param_count(self) -> int:
         """Number of trainable parameters, counted by the framework."""
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> Any:
         """One optimizer step on a batch; returns the loss as a device scalar (float() syncs)."""
+
+    def logits(self, x: np.ndarray) -> Any:
+        """Logits in inference mode as the framework's own array (its dtype is float32 in fp32 and bf16)."""
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Logits in inference mode (no dropout), as a NumPy float32 array."""

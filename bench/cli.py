@@ -100,9 +100,19 @@ def build_parser() -> Parser:
     run.add_argument("--seed", type=bounded_int(0, 2**32 - 1), default=0, help="weights, data order and dropout seed")
     run.add_argument("--repeats", type=bounded_int(1, 100), default=1,
                      help="independent runs per cell, seeds SEED..SEED+N-1; tables show medians, 95%% CI and CV")
+    run.add_argument("--same-seed", action="store_true",
+                     help="repeats all use SEED (same weights, order, dropout): the spread is the machine's noise alone")
     run.add_argument("--threads", type=bounded_int(1, 4096), default=None,
                      help=f"CPU threads per worker, the same for every framework (default: all {envinfo.available_cpus()})")
+    run.add_argument("--mode", default="default", metavar="default|eager|compiled",
+                     help="eager: torch eager, Keras tf.function without XLA; compiled: torch.compile, Keras with "
+                          "XLA (jit_compile=True), JAX jit (JAX has no eager mode: its cells are skipped); default: "
+                          "each framework's own (torch eager, Keras XLA on GPU only, JAX jit)")
+    run.add_argument("--precision", default="fp32", metavar="fp32|bf16",
+                     help="fp32 (TF32 off on GPU, default) or bf16 mixed precision (fp32 weights, logits and loss)")
     run.add_argument("--out", type=Path, default=None, help="results folder (default: results/<run id>)")
+    run.add_argument("--history", type=Path, nargs="?", const=Path("results/history"), default=None, metavar="DIR",
+                     help="also append this run's records to DIR/<machine>.jsonl (default DIR: results/history)")
     run.add_argument("--resume", type=Path, default=None, metavar="DIR",
                      help="continue the run in DIR (same arguments): run only its cells that have no ok record")
     ver = sub.add_parser("verify", help="check that every framework gives the same logits from the same weights")
@@ -110,14 +120,33 @@ def build_parser() -> Parser:
     ver.add_argument("--out", type=Path, default=None, help="where logits and logs go (default: a temporary folder)")
     sub.add_parser("list", help="tasks, profiles, datasets, frameworks (installed?) and devices")
     rep = sub.add_parser("report", help="re-render the comparison tables from saved records")
-    rep.add_argument("paths", nargs="+", type=Path, metavar="RESULTS", help="records files or run folders")
-    rep.add_argument("--output", type=Path, default=None, help="also write the Markdown report here")
+    rep.add_argument("paths", nargs="*", type=Path, metavar="RESULTS",
+                     help="records files or run folders (with --history: history files; default results/history)")
+    rep.add_argument("--history", action="store_true",
+                     help="the trend per cell over runs and commits (files written by bench run --history)")
+    rep.add_argument("--output", type=Path, default=None, metavar="PATH",
+                     help="write the report here (Markdown unless --format says otherwise); with several "
+                          "formats PATH's suffix is replaced by each format's: report.md, report.html, ...")
+    rep.add_argument("--format", default=None, metavar="md,html,csv,parquet",
+                     help="comma list of report formats to write to --output (default: md)")
     cmp = sub.add_parser("compare", help="baseline vs current records: which cells got worse (exit 1 if any)")
-    cmp.add_argument("baseline", type=Path, metavar="BASELINE", help="records file or run folder")
+    cmp.add_argument("baseline", metavar="BASELINE",
+                     help="records file, run folder, or the NAME of a saved baseline (bench baseline list)")
     cmp.add_argument("current", type=Path, metavar="CURRENT", help="records file or run folder")
     cmp.add_argument("--threshold", default=None, metavar="time=10%,memory=10%,accuracy=0.5pp",
                      help="how big a change must be to count (default: time=10%%,memory=10%%,accuracy=0.5pp)")
     cmp.add_argument("--format", default="table", help="table (default) or md (Markdown, e.g. for a CI summary)")
+    cmp.add_argument("--baselines", type=Path, default=Path("results/baselines"), metavar="DIR",
+                     help="where baseline NAMEs are looked up (default: results/baselines)")
+    base = sub.add_parser("baseline", help="save records as a named baseline for compare, or list the saved ones")
+    bsub = base.add_subparsers(dest="action", required=True, parser_class=Parser)
+    bsave = bsub.add_parser("save", help="store RESULTS as baseline NAME under DIR/<machine fingerprint>/NAME")
+    bsave.add_argument("name", metavar="NAME", help="e.g. smoke-cpu (letters, digits, . _ -)")
+    bsave.add_argument("paths", nargs="+", type=Path, metavar="RESULTS", help="records files or run folders")
+    bsave.add_argument("--force", action="store_true", help="replace this machine's baseline of that name")
+    blist = bsub.add_parser("list", help="the saved baselines and the machines they were measured on")
+    for p in (bsave, blist):
+        p.add_argument("--dir", type=Path, default=Path("results/baselines"), help="default: results/baselines")
     return parser
 
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import data, envinfo, records, report
+from bench import data, envinfo, export, modes, records, report
 from bench.cli import choices, data_root, installed, pythons
 from bench.errors import RecordError, UsageError
 from bench.runner import RunConfig, run
@@ -36,13 +36,10 @@ def _writable_folder(path: Path) -> Path:
 
 
 def _planned_keys(cfg: RunConfig) -> list[tuple]:
-    """records.cell_key of every cell the command asks for, without writing anything."""
-    from bench.spec import resolve_epochs
+    """records.cell_key of every cell the command asks for (runner.plan writes nothing)."""
+    from bench.runner import plan
 
-    return [(t, fw, dev, cfg.profile, cfg.dataset or TASKS[t].datasets[0], seed,
-             resolve_epochs(TASKS[t], PROFILES[cfg.profile], cfg.epochs))
-            for t in cfg.tasks for dev in cfg.devices for seed in range(cfg.seed, cfg.seed + cfg.repeats)
-            for fw in cfg.frameworks]
+    return [records.cell_key(c) for c in plan(cfg)]
 
 
 def _resume_state(folder: Path, cfg: RunConfig) -> tuple[list[records.Record], set[tuple]]:
@@ -89,7 +86,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     devices = choices(args.device, DEVICES, "device")
     if args.profile not in PROFILES:
         raise UsageError(f"unknown profile {args.profile!r}; choose from {', '.join(PROFILES)}")
-    if args.seed + args.repeats - 1 > 2**32 - 1:
+    if args.mode not in modes.MODES:
+        raise UsageError(f"--mode: unknown mode {args.mode!r}; choose from {', '.join(modes.MODES)}")
+    if args.precision not in modes.PRECISIONS:
+        raise UsageError(f"--precision: unknown precision {args.precision!r}; choose from {', '.join(modes.PRECISIONS)}")
+    if not args.same_seed and args.seed + args.repeats - 1 > 2**32 - 1:
         raise UsageError(f"--seed {args.seed} with --repeats {args.repeats} goes past the largest seed 2**32-1")
     if args.resume is not None:
         if args.out is not None and args.out.resolve() != args.resume.resolve():
@@ -98,15 +99,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"--resume {args.resume}: no {records.RECORDS_FILE} there, so no run to continue; "
                              "start one without --resume")
     cfg = _config(args, devices, args.profile, args.resume or args.out)
-    cfg.epochs, cfg.seed, cfg.repeats = args.epochs, args.seed, args.repeats
+    cfg.epochs, cfg.seed, cfg.repeats, cfg.same_seed = args.epochs, args.seed, args.repeats, args.same_seed
+    cfg.mode, cfg.precision = args.mode, args.precision
     if args.threads:
         cfg.threads = args.threads
     previous, skip = _resume_state(args.resume, cfg) if args.resume is not None else ([], set())
+    if args.history is not None:
+        _writable_folder(args.history)  # checked now: a bad --history must not surface after an hour of training
     if "gpu" in devices and not envinfo.gpu_models():
         err_console.print("[yellow]note:[/] nvidia-smi finds no GPU; GPU cells will be skipped if no framework sees one")
     n_cells = len(_planned_keys(cfg)) - len(skip)
     resumed = f" ({len(skip)} already done, kept)" if skip else ""
-    err_console.print(f"bench run {cfg.run_id}: {n_cells} cells{resumed}, profile {cfg.profile}, results in {cfg.out}")
+    err_console.print(f"bench run {cfg.run_id}: {n_cells} cells{resumed}, profile {cfg.profile}, mode {cfg.mode}, "
+                      f"precision {cfg.precision}, results in {cfg.out}")
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=err_console, transient=True)
     overall = progress.add_task("cells", total=n_cells)
@@ -131,10 +136,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         new, interrupted = run(cfg, on_event=on_event, on_record=on_record, skip=skip)
     # The report covers the whole folder: on resume, each cell's latest record (old ok ones kept).
     recs = records.latest(previous + new)
-    md = report.markdown_report(recs)
-    (cfg.out / "report.md").write_text(md)
+    written, html_problem = export.run_reports(recs, cfg.out)  # report.md and report.html
     out_console.print(report.rich_table(recs, title=f"bench {cfg.run_id} ({cfg.profile})"))
-    err_console.print(f"records: {cfg.out / records.RECORDS_FILE}\nreport:  {cfg.out / 'report.md'}")
+    if html_problem:
+        err_console.print(f"[yellow]warning:[/] {html_problem}", highlight=False)
+    err_console.print(f"records: {cfg.out / records.RECORDS_FILE}\nreport:  " + "\n         ".join(map(str, written)),
+                      highlight=False)
+    if args.history is not None and new:
+        from bench import history
+
+        try:
+            files = history.append(new, args.history)
+            err_console.print(f"history: {', '.join(map(str, files))}")
+        except OSError as exc:  # the run's own records are already safe in cfg.out
+            err_console.print(f"[yellow]warning:[/] history not written ({exc.strerror or exc}); "
+                              f"the records are in {cfg.out}", highlight=False)
     if interrupted:
         not_run = n_cells - len(new)
         err_console.print(f"[red]interrupted:[/] {len(new)} cells recorded (the last one as failed), {not_run} not "
@@ -180,6 +196,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    paths = export.plan(args.format, args.output)  # bad --format / --output: one error, nothing read or written
+    if args.history:
+        return _report_history(args, paths)
+    if not args.paths:
+        raise UsageError("report: give RESULTS (records files or run folders), or --history")
     recs, probs = records.collect(args.paths)
     probs += report.spec_mismatches(recs)
     for p in probs:
@@ -187,12 +208,36 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not recs:
         raise RecordError(f"no readable records in {', '.join(map(str, args.paths))}")
     out_console.print(report.rich_table(recs, title="bench report"))
-    if args.output is not None:
-        try:
-            args.output.write_text(report.markdown_report(recs, probs))
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.output} ({exc.strerror or exc})") from None
-        err_console.print(f"report: {args.output}")
+    export.write_reports(recs, probs, paths)
+    for path in paths.values():
+        err_console.print(f"report: {path}", highlight=False)
+    return 0
+
+
+def _report_history(args: argparse.Namespace, paths: dict[str, Path]) -> int:
+    from bench import history
+
+    sources = args.paths or [history.HISTORY]
+    if not args.paths and not history.HISTORY.is_dir():
+        raise RecordError(f"no history in {history.HISTORY}: record runs with `bench run --history`, or pass history files")
+    recs, probs = records.collect(sources)
+    for p in probs:
+        err_console.print(f"[yellow]warning:[/] {p}", highlight=False)
+    if not recs:
+        raise RecordError(f"no readable records in {', '.join(map(str, sources))}")
+    points = history.trend(recs)
+    header, rows = history.table_rows(points)
+    table = Table(title="bench history (oldest first)", header_style="bold")
+    for i, h in enumerate(header):
+        table.add_column(h, justify="right" if i >= 7 else "left")
+    for row in rows:
+        table.add_row(*row)
+    out_console.print(table)
+    rendered = {fmt: (history.markdown(points).encode() if fmt == "md" else history.html(points).encode()
+                      if fmt == "html" else export.render(fmt, recs)) for fmt in paths}
+    for fmt, path in paths.items():
+        export.write(path, rendered[fmt])
+        err_console.print(f"report: {path}", highlight=False)
     return 0
 
 
@@ -244,24 +289,30 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _side(path: Path) -> list[records.Record]:
+    recs, probs = records.collect([path])
+    for p in probs:
+        err_console.print(f"[yellow]warning:[/] {p}", highlight=False)
+    if not recs:
+        raise RecordError(f"{path}: no readable records")
+    return records.latest(recs)  # per seed: repeats stay
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench import compare
+    from bench import baseline, compare
 
     if args.format not in ("table", "md"):
         raise UsageError(f"--format: {args.format!r}; choose table or md")
     thresholds = compare.parse_thresholds(args.threshold)
-    sides = []
-    for path in (args.baseline, args.current):
-        recs, probs = records.collect([path])
-        for p in probs:
-            err_console.print(f"[yellow]warning:[/] {p}", highlight=False)
-        if not recs:
-            raise RecordError(f"{path}: no readable records")
-        sides.append(records.latest(recs))  # per seed: repeats stay
-    base_m, cur_m = compare.machines(sides[0]), compare.machines(sides[1])
-    if base_m != cur_m:
-        err_console.print(f"[bold yellow]warning: different machines[/] — baseline {sorted(base_m)}, current "
-                          f"{sorted(cur_m)}: time and memory changes may be the machine's, not the code's", highlight=False)
+    current = _side(args.current)
+    base_path, warning = baseline.resolve(args.baseline, current, args.baselines)
+    sides = [_side(base_path), current]
+    compare.check_overlap(sides[0], sides[1], str(base_path), str(args.current))
+    diff = baseline.machine_difference(sides[0], sides[1])
+    if warning or diff:
+        err_console.print(f"[bold yellow]warning: baseline from another machine or framework versions[/] — "
+                          f"{warning or diff}: time and memory changes may be the machine's, not the code's",
+                          highlight=False)
     rows = compare.compare(sides[0], sides[1], thresholds)
     if args.format == "md":
         out_console.print(compare.markdown(rows), markup=False, highlight=False, soft_wrap=True)
@@ -273,9 +324,34 @@ def cmd_compare(args: argparse.Namespace) -> int:
         for r in rows:
             fmt = (lambda v: "–" if v is None else f"{v:,.2f}")
             mark = f"[{colour[r.mark]}]{r.mark}[/]" if r.mark in colour else r.mark
-            table.add_row(*map(str, r.cell[:3]), r.metric, fmt(r.baseline), fmt(r.current), r.change, mark, r.detail)
+            table.add_row(*map(str, compare.shown(r.cell)), r.metric, fmt(r.baseline), fmt(r.current), r.change, mark, r.detail)
         out_console.print(table)
     bad = [r for r in rows if r.mark in compare.REGRESSIONS]
     err_console.print(f"compare: {len(bad)} regression(s) in {len({r.cell for r in rows})} cells" if bad else
                       f"compare: no regression in {len({r.cell for r in rows})} cells")
     return 1 if bad else 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from bench import baseline
+
+    if args.action == "save":
+        folder, n = baseline.save(args.name, args.paths, args.dir, args.force)
+        err_console.print(f"baseline {args.name}: {n} records saved in {folder}\n"
+                          f"compare with: python -m bench compare {args.name} RESULTS")
+        return 0
+    found = baseline.available(args.dir)
+    if not found:
+        err_console.print(f"no baselines under {args.dir} (make one with: python -m bench baseline save NAME RESULTS)")
+        return 0
+    table = Table(title=f"baselines in {args.dir}", header_style="bold")
+    for col in ("name", "machine", "versions", "tasks", "records", "created"):
+        table.add_column(col)
+    for m in found:
+        mach = m.get("machine") or {}
+        table.add_row(str(m.get("name")), f"{mach.get('cpu')} ({mach.get('cpus')} CPUs)"
+                      + (f", {', '.join(mach.get('gpus') or [])}" if mach.get("gpus") else ""),
+                      ", ".join(f"{k} {v}" for k, v in (mach.get("versions") or {}).items()),
+                      ", ".join(m.get("tasks") or []), str(m.get("records")), str(m.get("created_at", ""))[:16])
+    out_console.print(table)
+    return 0

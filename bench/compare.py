@@ -18,7 +18,7 @@ METRICS: dict[str, tuple[str, Callable[[Record], float | None], str]] = {
 }
 DEFAULT_THRESHOLDS = {"time": 10.0, "memory": 10.0, "accuracy": 0.5}  # %, %, percentage points
 ALPHA = 0.05  # one-sided Mann-Whitney U, used when both sides have repeats
-CELL = ("task", "framework", "device", "profile", "dataset", "epochs")
+CELL = ("task", "framework", "device", "mode", "precision", "profile", "dataset", "epochs")
 REGRESSIONS = ("worse", "newly failing")
 
 
@@ -116,17 +116,34 @@ def compare(baseline: list[Record], current: list[Record], thresholds: dict[str,
     return rows
 
 
-def machines(recs: list[Record]) -> set[str]:
-    """Fingerprints of the machines the records come from (CPU model, GPU model)."""
-    return {f"{r.env.get('cpu', '?')} ({r.env.get('cpus', '?')} CPUs), {', '.join(r.env.get('gpus') or []) or 'no GPU'}"
-            for r in recs}
+def check_overlap(baseline: list[Record], current: list[Record], base_name: str, cur_name: str) -> None:
+    """A baseline sharing no cell with the current records is the wrong baseline: say what each holds."""
+    if set(_groups(baseline)) & set(_groups(current)):
+        return
+
+    def holds(recs: list[Record]) -> str:
+        cells = sorted({(r.task, r.device, r.profile, r.dataset) for r in recs})
+        modes = sorted({f"{r.framework} {r.mode}/{r.precision}" for r in recs})
+        return ("; ".join(f"{t} on {d} ({p}, {ds})" for t, d, p, ds in cells[:6]) + (" …" if len(cells) > 6 else "")
+                + f" ({', '.join(modes[:6])}{' …' if len(modes) > 6 else ''})")  # no [ ]: rich markup
+
+    raise UsageError(f"nothing to compare: baseline {base_name} holds {holds(baseline)} but current {cur_name} "
+                     f"holds {holds(current)}; use a baseline of the same tasks, devices, profile, modes and precision")
+
+
+def shown(cell: tuple) -> tuple[str, str, str]:
+    """(task, framework label, device) of a CELL tuple: 'torch (compiled, bf16)' off the default mode/fp32."""
+    from bench.modes import label
+
+    task, fw, dev, mode, precision = cell[:5]
+    return task, label(fw, dev, mode, precision), dev
 
 
 def markdown(rows: list[Row]) -> str:
     lines = ["| task | framework | device | metric | baseline | current | change | mark | detail |",
              "|---|---|---|---|---:|---:|---:|---|---|"]
     for r in rows:
-        task, fw, dev = r.cell[:3]
+        task, fw, dev = shown(r.cell)
         fmt = (lambda v: "–" if v is None else f"{v:,.2f}")
         lines.append(f"| {task} | {fw} | {dev} | {r.metric} | {fmt(r.baseline)} | {fmt(r.current)} | {r.change} | "
                      f"{'**' + r.mark + '**' if r.mark in REGRESSIONS else r.mark} | {r.detail} |")

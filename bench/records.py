@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from bench.errors import RecordError
+from bench.modes import resolve_mode
 
 SCHEMA_VERSION = 1
 RECORDS_FILE = "records.jsonl"
@@ -29,6 +30,10 @@ class Record:
     status: str  # ok | failed | skipped
     spec_hash: str
     run_id: str = ""
+    repeat: int = 0  # index among --repeats N: with --same-seed, what tells repeats apart
+    # What ran (bench/modes.py): None in a record made before --mode means the framework's default then.
+    mode: str | None = None  # eager | compiled
+    precision: str = "fp32"  # fp32 (TF32 off on GPU) | bf16 (mixed: fp32 weights, logits and loss)
     schema_version: int = SCHEMA_VERSION
     error: str | None = None
     traceback: str | None = None
@@ -40,6 +45,26 @@ class Record:
     first_epoch_s: float | None = None  # includes compilation / warm-up
     steady_epoch_s: float | None = None  # median of epochs 2..n
     samples_per_s: float | None = None  # training samples per steady second
+    # Step timing (bench/timing.py, K and M from the task's `measurement`); transfer: phase 1 here, each in `phases`.
+    first_step_s: float | None = None  # compile + first step, synced after it
+    steady_step_s: float | None = None  # median window time / M (windows of M steps after K warm-up steps)
+    steady_step_iqr_s: float | None = None  # IQR of the windows' per-step times; None with < 2 windows
+    steady_step_cv: float | None = None  # their coefficient of variation (sd / mean); None with < 2 windows
+    step_windows: int | None = None  # full windows timed; 0: too few steps after warm-up (steady fields None)
+    # Time-to-accuracy (MLPerf rule): None time and epoch = target not reached in this run.
+    tta_target: float | None = None
+    time_to_accuracy_s: float | None = None  # from before the first batch to the first eval >= target
+    tta_reached_epoch: int | None = None
+    # Efficiency (bench/efficiency.py): analytic train FLOPs per sample x samples_per_s, against the
+    # measured fp32 matmul peak (and on GPU the datasheet's); transfer cells also per phase in `phases`.
+    flops_per_sample: int | None = None
+    achieved_flops: float | None = None
+    peak_flops: float | None = None
+    peak_source: str | None = None  # "measured matmul fp32 n=2048" or "nominal H100 SXM fp32"
+    mfu: float | None = None  # achieved_flops / peak_flops (the peak of the cell's precision)
+    nominal_peak_flops: float | None = None  # GPU datasheet peak of the cell's precision, dense
+    mfu_nominal: float | None = None
+    peaks: dict[str, Any] = field(default_factory=dict)  # per matmul dtype: FLOP/s, size, fingerprint; nominal
     eval_time_s: float | None = None  # the final test-set evaluation
     history: list[dict[str, Any]] = field(default_factory=list)  # per epoch: loss, val metrics, times
     phases: list[dict[str, Any]] = field(default_factory=list)  # transfer tasks: per phase times and accuracy
@@ -47,6 +72,10 @@ class Record:
     data_skipped: list[str] = field(default_factory=list)  # unreadable input files, each "path: reason"
     peak_host_rss_bytes: int | None = None  # of the worker process, from wait4
     setup_rss_bytes: int | None = None  # after imports, data and model build, before training
+    setup_peak_rss_bytes: int | None = None  # VmHWM before the reset below (peak of imports, data, build)
+    train_peak_rss_bytes: int | None = None  # VmHWM after training, the counter reset after setup
+    train_added_rss_bytes: int | None = None  # train_peak_rss_bytes minus the RSS at the reset
+    train_rss_note: str | None = None  # why the two above are None (no /proc/self/clear_refs)
     peak_device_bytes: int | None = None  # the framework's own peak counter; None on CPU
     param_count: int | None = None
     n_train: int | None = None
@@ -59,11 +88,16 @@ class Record:
     setup_time_s: float | None = None
     wall_time_s: float | None = None  # the whole worker process, start to exit
     threads: int | None = None
+    settings: dict[str, str] = field(default_factory=dict)  # the adapter's own words: mode, precision, autotune
     device_name: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
     env: dict[str, Any] = field(default_factory=dict)
     started_at: str | None = None
     finished_at: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode is None:  # records from before --mode: they ran the framework's default
+            self.mode = resolve_mode(self.framework, self.device, "default")
 
     def key(self) -> tuple[str, str, str]:
         return (self.task, self.framework, self.device)
@@ -178,7 +212,7 @@ def collect(paths: Iterable[Path]) -> tuple[list[Record], list[str]]:
     return records, problems
 
 
-CELL_KEY = ("task", "framework", "device", "profile", "dataset", "seed", "epochs")
+CELL_KEY = ("task", "framework", "device", "mode", "precision", "profile", "dataset", "seed", "repeat", "epochs")
 
 
 def cell_key(item: Any) -> tuple:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from bench import envinfo, records, weights
+from bench import envinfo, modes, records, weights
 from bench.records import Record
 from bench.spec import PROFILES, TASKS, resolve_epochs, spec_hash
 from bench.worker import EVENT_PREFIX, Cell
@@ -35,6 +35,9 @@ class RunConfig:
     epochs: int | None = None
     seed: int = 0
     repeats: int = 1  # independent worker processes per cell, seeds seed..seed+repeats-1
+    same_seed: bool = False  # repeats reuse `seed`: only the machine's noise varies between them
+    mode: str = "default"  # default | eager | compiled (bench/modes.py); cells get the resolved one
+    precision: str = "fp32"  # fp32 | bf16
     data_root: Path = field(default_factory=lambda: Path("."))
     out: Path = field(default_factory=lambda: Path("results"))
     timeout_s: float = 3600.0
@@ -44,25 +47,32 @@ class RunConfig:
 
 
 def plan(cfg: RunConfig, kind: str = "train") -> list[Cell]:
-    """Cells in run order (task, device, framework); writes each task's initial weights once."""
+    """Cells in run order (task, device, repeat, framework); pure: writes nothing (see write_weights)."""
     cells = []
     for task_name in cfg.tasks:
         task = TASKS[task_name]
-        seeds = range(cfg.seed, cfg.seed + cfg.repeats)
-        wpaths = {s: weights.materialize(task, s, cfg.out / "weights", cfg.data_root)[0] for s in seeds}
         for device in cfg.devices:
             # Repeats outermost, frameworks inside: slow drift of the machine (heat, neighbours)
             # spreads over every framework instead of landing on one.
-            for seed in seeds:
+            for repeat in range(cfg.repeats):
+                seed = cfg.seed if cfg.same_seed else cfg.seed + repeat
                 for fw in cfg.frameworks:
                     cells.append(Cell(
                         task=task_name, framework=fw, device=device, profile=cfg.profile,
                         dataset=cfg.dataset or task.datasets[0], seed=seed,
                         epochs=resolve_epochs(task, PROFILES[cfg.profile], cfg.epochs),
-                        data_root=str(cfg.data_root.resolve()), weights_path=str(wpaths[seed].resolve()),
-                        threads=cfg.threads, kind=kind, run_id=cfg.run_id,
+                        data_root=str(cfg.data_root.resolve()),
+                        weights_path=str((cfg.out / "weights" / weights.file_name(task, seed)).resolve()),
+                        threads=cfg.threads, kind=kind, run_id=cfg.run_id, repeat=repeat,
+                        mode=modes.resolve_mode(fw, device, cfg.mode), precision=cfg.precision,
                     ))
     return cells
+
+
+def write_weights(cells: list[Cell], cfg: RunConfig) -> None:
+    """Each (task, seed)'s initial weights, once, at the path its cells name."""
+    for task_name, seed in dict.fromkeys((c.task, c.seed) for c in cells):
+        weights.materialize(TASKS[task_name], seed, cfg.out / "weights", cfg.data_root)
 
 
 def worker_env(cell: Cell, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -86,6 +96,7 @@ def worker_env(cell: Cell, base: dict[str, str] | None = None) -> dict[str, str]
         env["JAX_PLATFORMS"] = "cpu"
     else:
         env.pop("JAX_PLATFORMS", None)
+        env.update(modes.autotune_env(env))  # one GPU autotuning policy for all three: on
     return env
 
 
@@ -121,7 +132,8 @@ def run_cell(cell: Cell, cfg: RunConfig, on_event: EventHandler | None = None) -
     cell_path.write_text(json.dumps(dataclasses.asdict(cell), indent=1))
     python = cfg.pythons.get(cell.framework, sys.executable)
     base = {"task": cell.task, "framework": cell.framework, "device": cell.device, "profile": cell.profile,
-            "dataset": cell.dataset, "seed": cell.seed, "epochs": cell.epochs, "run_id": cell.run_id,
+            "dataset": cell.dataset, "seed": cell.seed, "repeat": cell.repeat, "epochs": cell.epochs, "run_id": cell.run_id,
+            "mode": cell.mode, "precision": cell.precision,
             "spec_hash": spec_hash(TASKS[cell.task]), "threads": cell.threads,
             "env": {**envinfo.machine(), "python_executable": python}}
     start = time.monotonic()
@@ -137,12 +149,13 @@ def run_cell(cell: Cell, cfg: RunConfig, on_event: EventHandler | None = None) -
             events: queue.Queue = queue.Queue()
             reader = threading.Thread(target=_pump, args=(proc.stdout, events, log), daemon=True)
             reader.start()
-            status = 0
+            status, setup_peak = 0, None
             try:
                 while True:
                     pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
                     while not events.empty():
                         ev = events.get()
+                        setup_peak = _setup_peak(ev, setup_peak)
                         if on_event:
                             on_event(cell, ev)
                     if pid:
@@ -159,7 +172,12 @@ def run_cell(cell: Cell, cfg: RunConfig, on_event: EventHandler | None = None) -
                 error, interrupted = "interrupted by the user (Ctrl-C)", True
             proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4, tell Popen
             reader.join(timeout=5)
+            while not events.empty():
+                setup_peak = _setup_peak(events.get(), setup_peak)
             rss = usage.ru_maxrss if sys.platform == "darwin" else usage.ru_maxrss * 1024
+            # The worker reset its peak-RSS counter after setup (to measure training alone), which
+            # also lowers the ru_maxrss wait4 reports: the whole-process peak is the larger of the two.
+            rss = max(rss, setup_peak or 0)
             if error is None and proc.returncode < 0:
                 error = f"worker killed by signal {signal.Signals(-proc.returncode).name}"
                 if proc.returncode == -signal.SIGKILL:  # not ours (timeouts are handled above)
@@ -184,10 +202,18 @@ def run_cell(cell: Cell, cfg: RunConfig, on_event: EventHandler | None = None) -
                      f"run `{python} -m pip install -e {envinfo.ROOT}` ({error})")
         body = {"status": "failed", "error": error + (f"; log tail:\n{tail}" if tail else "")}
     fields = {k: v for k, v in body.items() if k in records.FIELDS and k not in base}
+    if rss is not None:  # the worker's own VmHWM reads can top wait4's by a few pages (approximate per-CPU counters)
+        rss = max([rss, *(v for k in ("setup_peak_rss_bytes", "train_peak_rss_bytes") if isinstance(v := body.get(k), int))])
     rec = Record(**base, **fields, peak_host_rss_bytes=rss, wall_time_s=wall)
     if interrupted:
         raise Interrupted(rec)
     return rec, body
+
+
+def _setup_peak(ev: dict[str, Any], seen: int | None) -> int | None:
+    """The peak RSS a worker had before it reset the counter (its "rss_reset" event), if this is that event."""
+    value = ev.get("setup_peak_rss_bytes") if ev.get("event") == "rss_reset" else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else seen
 
 
 class Interrupted(Exception):
@@ -206,9 +232,9 @@ def run(cfg: RunConfig, on_event: EventHandler | None = None,
     """
     cfg.out.mkdir(parents=True, exist_ok=True)
     done: list[Record] = []
-    for cell in plan(cfg):
-        if records.cell_key(cell) in skip:
-            continue
+    cells = [c for c in plan(cfg) if records.cell_key(c) not in skip]
+    write_weights(cells, cfg)
+    for cell in cells:
         try:
             rec, _ = run_cell(cell, cfg, on_event)
         except Interrupted as stop:

@@ -109,6 +109,28 @@ PROFILES: dict[str, Profile] = {
     "standard": Profile("standard"),
 }
 
+# ---------------------------------------------------------------- measurement
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Steady-state step timing: `warmup_steps` steps (the first included) are not timed as steady;
+    then windows of `window_steps` steps, each timed with one sync at its end (bench/timing.py)."""
+
+    warmup_steps: int
+    window_steps: int
+
+    def __post_init__(self) -> None:
+        if self.warmup_steps < 1 or self.window_steps < 1:
+            raise ValueError("warmup_steps and window_steps must be >= 1 (step 1 is always warm-up)")
+
+
+# MNIST: step 1 compiles (XLA, tf.function tracing) and step 2 can still hit first-use costs
+# (allocator growth, oneDNN primitive caches), so 2 warm-up steps; 5-step windows keep one sync
+# per ~25-500 ms of work on CPU (a sync drains JAX's async queue: it costs about one dispatch
+# latency, <1 % of a window), and the smoke profile's 12 steps/epoch x 2 still give 4 windows.
+MNIST_MEASUREMENT = Measurement(warmup_steps=2, window_steps=5)
+
 # ---------------------------------------------------------------- tasks
 
 
@@ -129,6 +151,8 @@ class TaskSpec:
     eval_batch_size: int  # the last eval batch is zero-padded to this size (one shape, no recompiles)
     init: str  # kernel initializer of bench/weights.py; biases start at zero
     reference_accuracy: dict[str, float]  # dataset -> published test accuracy, for the report
+    target_accuracy: dict[str, float]  # dataset -> time-to-accuracy target on the test split (MLPerf rule)
+    measurement: Measurement  # warm-up steps and window size of the steady-state step timing
     verify_batch: int = 256  # test images fed to every framework by `bench verify`
     verify_tolerance: float = 1e-4  # max |logit difference| between frameworks, fp32 on CPU
 
@@ -157,6 +181,10 @@ TASKS: dict[str, TaskSpec] = {
         eval_batch_size=1000,
         init="glorot_uniform",
         reference_accuracy={"mnist": 0.984, "fashion_mnist": 0.89},
+        # 98 % (the issue's MNIST target); Fashion-MNIST 88 %: 1 pp under the published final
+        # accuracy, so a faithful run reaches it within the spec's epochs but not in the first ones.
+        target_accuracy={"mnist": 0.98, "fashion_mnist": 0.88},
+        measurement=MNIST_MEASUREMENT,
     ),
     "mnist_cnn": TaskSpec(
         name="mnist_cnn",
@@ -182,6 +210,8 @@ TASKS: dict[str, TaskSpec] = {
         eval_batch_size=1000,
         init="glorot_uniform",
         reference_accuracy={"mnist": 0.991, "fashion_mnist": 0.91},
+        target_accuracy={"mnist": 0.99, "fashion_mnist": 0.90},  # as for the MLP: issue target / 1 pp under
+        measurement=MNIST_MEASUREMENT,
     ),
 }
 

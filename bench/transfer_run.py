@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from bench import data, images, measure
+from bench import data, efficiency, images, measure, timing
 from bench.imagefolder import Photos
 from bench.vision import TransferTaskSpec
 
@@ -71,7 +71,8 @@ def run_transfer(cell: Any, out: dict[str, Any], notify: Callable[..., None]) ->
     if len(train) < task.batch_size:
         raise ValueError(f"{len(train)} training photos is less than one batch of {task.batch_size}")
     w = weights.load(Path(cell.weights_path), task)
-    adapter.build(task, w, cell.device, cell.seed)
+    adapter.build(task, w, cell.device, cell.seed, mode=cell.mode, precision=cell.precision)
+    out["settings"] = adapter.settings()
     out.update(
         param_count=adapter.param_count(), n_train=len(train), n_val=0, n_test=len(test), eval_split="val",
         data_source=source, data_fingerprint=fingerprint(train, test), data_skipped=train.skipped + test.skipped,
@@ -82,33 +83,44 @@ def run_transfer(cell: Any, out: dict[str, Any], notify: Callable[..., None]) ->
     history: list[dict[str, Any]] = out.setdefault("history", [])
     phases: list[dict[str, Any]] = out.setdefault("phases", [])
     all_times: list[float] = []
+    rss = measure.start_training_rss(out, notify)
+    tta = timing.TimeToAccuracy(task.target_accuracy.get(cell.dataset))
     notify("start", epochs=cell.epochs * len(task.phases), steps=steps)
+    tta.start()  # after model build and the RSS reset, before the first batch; runs on through both phases
     for p, phase in enumerate(task.phases):
         adapter.set_phase(p)
+        windows = timing.StepWindows(task.measurement, adapter.sync)  # per phase: phase 2 compiles anew
         times: list[float] = []
         for e in range(cell.epochs):
             losses = []
             start = measure.clock()
+            windows.begin_epoch(start)
             # Each phase continues the shared order stream: phase 2 does not replay phase 1's epochs.
             for x, y in train_batches(train, task, cell.seed, p * cell.epochs + e):
                 losses.append(adapter.train_step(x, y))
+                windows.after_step()
             adapter.sync()
-            times.append(measure.clock() - start)
+            times.append(measure.clock() - start)  # validation below: outside the time, inside the TTA clock
+            t = measure.clock()
+            val_loss, val_acc = evaluate(adapter, test, task)
             row = {"phase": phase.name, "epoch": len(all_times) + len(times), "time_s": times[-1],
-                   "train_loss": sum(float(v) for v in losses) / len(losses)}
+                   "train_loss": sum(float(v) for v in losses) / len(losses),
+                   "val_loss": val_loss, "val_accuracy": val_acc, "val_time_s": measure.clock() - t}
+            tta.check(row["epoch"], val_acc)
             history.append(row)
-            out["epoch_times_s"] = all_times + times
+            out.update(epoch_times_s=all_times + times, **tta.summary())
             notify("epoch", **row, epochs=cell.epochs * len(task.phases))
         all_times += times
-        t = measure.clock()
-        val_loss, val_acc = evaluate(adapter, test, task)
-        history[-1].update(val_loss=val_loss, val_accuracy=val_acc)
         phases.append({"name": phase.name, "epochs": cell.epochs, "trainable_params": adapter.trainable_count(),
                        "time_s": sum(times), **measure.epoch_summary(times, steps * task.batch_size),
-                       "val_loss": val_loss, "val_accuracy": val_acc, "eval_time_s": measure.clock() - t})
+                       **windows.summary(), "val_loss": val_loss, "val_accuracy": val_acc,
+                       "eval_time_s": row["val_time_s"]})
+    out.update(measure.train_rss(rss))
     out["train_time_s"] = sum(all_times)
-    # The main table's epoch columns are the first (feature-extraction) phase's; `phases` has each.
-    out.update({k: phases[0][k] for k in ("first_epoch_s", "steady_epoch_s", "samples_per_s")})
+    # The main table's epoch and step columns are the first (feature-extraction) phase's; `phases` has each.
+    out.update({k: phases[0][k] for k in ("first_epoch_s", "steady_epoch_s", "samples_per_s", "first_step_s",
+                                          "steady_step_s", "steady_step_iqr_s", "steady_step_cv", "step_windows")})
     out["test_loss"], out["test_accuracy"] = phases[-1]["val_loss"], phases[-1]["val_accuracy"]
     out["eval_time_s"] = phases[-1]["eval_time_s"]
     out["peak_device_bytes"] = adapter.device_peak_bytes()
+    efficiency.annotate(out, cell)  # last: the peak microbenchmark must not perturb training or memory peaks

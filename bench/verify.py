@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.runner import RunConfig, plan, run_cell
+from bench.runner import RunConfig, plan, run_cell, write_weights
 from bench.spec import TASKS, param_count
 
 
@@ -37,7 +37,9 @@ class PairDiff:
 def run_verify(cfg: RunConfig) -> tuple[list[Outcome], list[PairDiff]]:
     """Each (task, framework) in its own worker on CPU, fp32; then compare every pair."""
     outcomes: list[Outcome] = []
-    for cell in plan(cfg, kind="logits"):
+    cells = plan(cfg, kind="logits")
+    write_weights(cells, cfg)
+    for cell in cells:
         cell.logits_path = str((cfg.out / "cells" / f"{cell.task}_{cell.framework}_logits.npy").resolve())
         Path(cell.logits_path).parent.mkdir(parents=True, exist_ok=True)
         Path(cell.logits_path).unlink(missing_ok=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bench.spec import Adam, Profile
+from bench.spec import Adam, Measurement, Profile
 
 # ---------------------------------------------------------------- backbone graph
 # The backbone is a list of these few op types; impls/<fw> builds it by walking the list, so
@@ -217,6 +217,8 @@ class TransferTaskSpec:
     eval_batch_size: int
     init: str  # the new head's kernel initializer (bench/weights.py); its bias starts at 0
     reference_accuracy: dict[str, float]
+    target_accuracy: dict[str, float]  # dataset -> time-to-accuracy target on the validation photos
+    measurement: Measurement  # steady-state step timing, applied to each phase on its own
     profiles: dict[str, Profile]  # this task's own limits per profile name (images, not batches)
     verify_batch: int = 8
     verify_tolerance: float = 1e-3  # 60+ fp32 layers deep: summation order differs more than in MNIST
@@ -258,6 +260,10 @@ CATS_VS_DOGS = TransferTaskSpec(
     eval_batch_size=50,
     init="glorot_uniform",
     reference_accuracy={"cats_vs_dogs": 0.95},
+    target_accuracy={"cats_vs_dogs": 0.95},  # the target, checked after every epoch of both phases
+    # Smoke has 2 steps per phase: 1 warm-up step (compile) + 1-step windows is all that fits. A step
+    # is >= 0.2 s on CPU, so a sync after each costs far below 1 % (GPU: tens of ms, still small).
+    measurement=Measurement(warmup_steps=1, window_steps=1),
     profiles={
         "smoke": Profile("smoke", epochs=1, train_limit=64, test_limit=50),
         "quick": Profile("quick", epochs=1),

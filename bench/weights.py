@@ -93,10 +93,14 @@ def load(path: Path, task: AnyTask) -> dict[str, np.ndarray]:
     return weights
 
 
+def file_name(task: AnyTask, seed: int) -> str:
+    return f"{task.name}-seed{seed}.npz"
+
+
 def materialize(task: AnyTask, seed: int, folder: Path, data_root: Path | None = None) -> tuple[Path, str]:
     """Write the (task, seed) initial weights under folder once; return the path and digest."""
     weights = init_weights(task, seed, data_root)
-    path = folder / f"{task.name}-seed{seed}.npz"
+    path = folder / file_name(task, seed)
     if not path.exists() or digest(load(path, task)) != digest(weights):
         save(weights, path)
     return path, digest(weights)

@@ -31,9 +31,16 @@ class Cell:
     kind: str = "train"  # "train" | "logits"
     logits_path: str | None = None
     run_id: str = ""
+    repeat: int = 0  # which of --repeats N (seeds differ unless --same-seed)
+    mode: str = "default"  # eager | compiled (runner.plan resolves "default": bench/modes.py)
+    precision: str = "fp32"  # fp32 | bf16
 
     def label(self) -> str:
-        return f"{self.task}/{self.framework}/{self.device}/s{self.seed}"
+        from bench.modes import label
+
+        # Non-default modes/precisions are named too: their logs and cell files must not overwrite the default's.
+        fw = label(self.framework, self.device, self.mode, self.precision).replace(" (", "-").replace(", ", "-").rstrip(")")
+        return f"{self.task}/{fw}/{self.device}/s{self.seed}" + (f"r{self.repeat}" if self.repeat else "")
 
 
 def _now() -> str:
@@ -63,7 +70,7 @@ def evaluate(adapter: Any, split: Any, batch_size: int) -> tuple[float, float]:
 
 def run_train(cell: Cell, out: dict[str, Any], notify: Callable[..., None] = emit) -> None:
     """Train one cell, filling `out` as it goes (what was measured survives a later failure)."""
-    from bench import data, measure, weights
+    from bench import data, efficiency, measure, timing, weights
     from bench.adapter import load_adapter
     from bench.spec import PROFILES, TASKS
     from bench.vision import TransferTaskSpec
@@ -79,7 +86,8 @@ def run_train(cell: Cell, out: dict[str, Any], notify: Callable[..., None] = emi
     task, profile = TASKS[cell.task], PROFILES[cell.profile]
     td = data.load_task_data(task, cell.dataset, profile, Path(cell.data_root))
     w = weights.load(Path(cell.weights_path), task)
-    adapter.build(task, w, cell.device, cell.seed)
+    adapter.build(task, w, cell.device, cell.seed, mode=cell.mode, precision=cell.precision)
+    out["settings"] = adapter.settings()
     out.update(
         param_count=adapter.param_count(), n_train=len(td.train), n_val=len(td.val) if td.val else 0,
         n_test=len(td.test), data_source=td.source, data_fingerprint=td.fingerprint,
@@ -89,14 +97,20 @@ def run_train(cell: Cell, out: dict[str, Any], notify: Callable[..., None] = emi
     steps = len(td.train) // task.batch_size
     epoch_times: list[float] = []
     history: list[dict[str, Any]] = out.setdefault("history", [])
+    rss = measure.start_training_rss(out, notify)
+    windows = timing.StepWindows(task.measurement, adapter.sync)
+    tta = timing.TimeToAccuracy(task.target_accuracy.get(cell.dataset))
     notify("start", epochs=cell.epochs, steps=steps)
+    tta.start()  # after model build and the RSS reset, before the first batch is drawn; never paused
     for epoch in range(cell.epochs):
         losses = []
         start = measure.clock()
+        windows.begin_epoch(start)
         for x, y in data.train_batches(td.train, cell.seed, epoch, task.batch_size):
             losses.append(adapter.train_step(x, y))  # device scalars: no host sync per step
+            windows.after_step()  # syncs only after step 1, at warm-up end and every M steps
         adapter.sync()
-        elapsed = measure.clock() - start
+        elapsed = measure.clock() - start  # evaluation below is outside train_time_s, inside the TTA clock
         epoch_times.append(elapsed)
         row: dict[str, Any] = {"epoch": epoch + 1, "time_s": elapsed,
                                "train_loss": sum(float(v) for v in losses) / len(losses)}
@@ -104,16 +118,22 @@ def run_train(cell: Cell, out: dict[str, Any], notify: Callable[..., None] = emi
             t = measure.clock()
             row["val_loss"], row["val_accuracy"] = evaluate(adapter, td.val, task.eval_batch_size)
             row["val_time_s"] = measure.clock() - t
+        t = measure.clock()  # the test split after every epoch: the TTA cadence and the learning curve
+        row["test_loss"], row["test_accuracy"] = evaluate(adapter, td.test, task.eval_batch_size)
+        row["test_time_s"] = measure.clock() - t
+        tta.check(epoch + 1, row["test_accuracy"])
         history.append(row)
-        out["epoch_times_s"] = epoch_times
+        out.update(epoch_times_s=epoch_times, **windows.summary(), **tta.summary())
         notify("epoch", **row, epochs=cell.epochs)
+    out.update(measure.train_rss(rss))
     out["train_time_s"] = sum(epoch_times)
     out.update(measure.epoch_summary(epoch_times, steps * task.batch_size))
-    t = measure.clock()
-    out["test_loss"], out["test_accuracy"] = evaluate(adapter, td.test, task.eval_batch_size)
-    out["eval_time_s"] = measure.clock() - t
+    # The last epoch's test evaluation is the final one: the weights have not changed since.
+    out["test_loss"], out["test_accuracy"] = history[-1]["test_loss"], history[-1]["test_accuracy"]
+    out["eval_time_s"] = history[-1]["test_time_s"]
     out["peak_device_bytes"] = adapter.device_peak_bytes()
     out["eval_split"] = "test"
+    efficiency.annotate(out, cell)  # last: the peak microbenchmark must not perturb training or memory peaks
 
 
 def run_logits(cell: Cell, out: dict[str, Any]) -> None:
@@ -159,9 +179,9 @@ def _transfer_logits(cell: Cell, out: dict[str, Any]) -> None:
 
 def classify(exc: BaseException, framework: str) -> tuple[str, str]:
     """(status, message): a missing framework or device is a skip, anything else a failure."""
-    from bench.adapter import FRAMEWORK_PACKAGES, DeviceUnavailable
+    from bench.adapter import FRAMEWORK_PACKAGES, DeviceUnavailable, NotApplicable
 
-    if isinstance(exc, DeviceUnavailable):
+    if isinstance(exc, (DeviceUnavailable, NotApplicable)):
         return "skipped", str(exc)
     if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] in FRAMEWORK_PACKAGES[framework]:
         return "skipped", f"{exc.name} is not installed for this interpreter (pip install 'bench[{framework}]')"

@@ -1,7 +1,8 @@
-"""JAX/Flax NNX adapter: one jitted, donated train step over the split (graphdef, state)."""
+"""JAX/Flax NNX adapter: one jitted, donated train step over the split (graphdef, state); fp32 or bf16 compute."""
 from __future__ import annotations
 
 import functools
+import os
 from typing import ClassVar
 
 import jax
@@ -9,8 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from bench.adapter import DeviceUnavailable
+from bench.adapter import DeviceUnavailable, NotApplicable
 from bench.envinfo import cpu_model
+from bench.modes import JAX_EAGER, check_precision, resolve_mode
 from bench.spec import TaskSpec
 from impls.jax.models import SpecNet, build_tx, loss_fn
 
@@ -41,6 +43,19 @@ def select_device(device: str) -> jax.Device:
     return chosen
 
 
+def configure(device: str, mode: str, precision: str) -> dict[str, str]:
+    """The settings record of a build; eager is refused, never faked (the cell is skipped)."""
+    if resolve_mode("jax", device, mode) == "eager":
+        raise NotApplicable(JAX_EAGER)
+    check_precision(precision)
+    return {
+        "mode": "jax.jit of the whole train step (state donated)",
+        "precision": ("flax.nnx layers dtype=bfloat16, param_dtype=float32; output layer and loss float32"
+                      if precision == "bf16" else "float32, jax_default_matmul_precision=highest (no TF32)"),
+        "autotune": f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}" if device == "gpu" else "none on CPU",
+    }
+
+
 class Adapter:
     name: ClassVar[str] = "jax"
 
@@ -51,10 +66,12 @@ class Adapter:
         return {"jax": jax.__version__, "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else "",
                 "flax": flax.__version__, "optax": optax.__version__}
 
-    def build(self, task: TaskSpec, weights: dict[str, np.ndarray], device: str, seed: int) -> None:
+    def build(self, task: TaskSpec, weights: dict[str, np.ndarray], device: str, seed: int,
+              mode: str = "default", precision: str = "fp32") -> None:
+        self._settings = configure(device, mode, precision)
         self.device = select_device(device)
         with jax.default_device(self.device):
-            model = SpecNet(task, nnx.Rngs(params=0, dropout=seed))  # dropout stream from the seed
+            model = SpecNet(task, nnx.Rngs(params=0, dropout=seed), precision)  # dropout stream from the seed
             for name, value in weights.items():
                 i, kind = int(name.split(".")[1]), name.split(".")[2]
                 getattr(model.layers[i], kind)[...] = jnp.asarray(value)
@@ -71,6 +88,9 @@ class Adapter:
         self._pred = jax.jit(functools.partial(_predict, self._gdef_eval))
         self._last = None
 
+    def settings(self) -> dict[str, str]:
+        return dict(self._settings)
+
     def param_count(self) -> int:
         return self._n_params
 
@@ -79,8 +99,12 @@ class Adapter:
         self._last = loss
         return loss
 
+    def logits(self, x: np.ndarray) -> jax.Array:
+        """Inference-mode logits as the framework returns them (float32 in both precisions)."""
+        return self._pred(self.states[0], jax.device_put(x, self.device))
+
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self._pred(self.states[0], jax.device_put(x, self.device)), dtype=np.float32)
+        return np.asarray(self.logits(x), dtype=np.float32)
 
     def get_weights(self) -> dict[str, np.ndarray]:
         out = {}

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import optax
 from flax import nnx
 
 from bench.adapter import unsupported
 from bench.spec import Adam, Conv2D, Dense, Dropout, Flatten, MaxPool2D, RMSprop, TaskSpec, layer_shapes
+from impls.jax import optim
 
 _ACTIVATIONS = {None: None, "relu": jax.nn.relu}
 
@@ -27,19 +29,24 @@ class _Flatten(nnx.Module):
 class SpecNet(nnx.Module):
     """Block i is the spec's layer i, so neutral names `layers.<i>.*` map straight onto it."""
 
-    def __init__(self, task: TaskSpec, rngs: nnx.Rngs) -> None:
+    def __init__(self, task: TaskSpec, rngs: nnx.Rngs, precision: str = "fp32") -> None:
         blocks = []
         acts = []
         prev = task.input_shape
-        for layer, shape in zip(task.layers, layer_shapes(task)):
+        last = len(task.layers) - 1
+        for i, (layer, shape) in enumerate(zip(task.layers, layer_shapes(task))):
             act = getattr(layer, "activation", None)
             if act not in _ACTIVATIONS:
                 raise unsupported(f"activation {act!r}", "jax")
+            # bf16: compute in bfloat16 from float32 parameters; the output layer (logits) in float32.
+            dtype = jnp.bfloat16 if precision == "bf16" and i != last else None
             if isinstance(layer, Dense):
-                blocks.append(nnx.Linear(prev[0], layer.units, rngs=rngs))
+                blocks.append(nnx.Linear(prev[0], layer.units, dtype=dtype or jnp.float32, param_dtype=jnp.float32,
+                                         rngs=rngs))
             elif isinstance(layer, Conv2D):
                 blocks.append(nnx.Conv(prev[-1], layer.filters, (layer.kernel, layer.kernel),
-                                       strides=(layer.stride, layer.stride), padding=layer.padding.upper(), rngs=rngs))
+                                       strides=(layer.stride, layer.stride), padding=layer.padding.upper(),
+                                       dtype=dtype or jnp.float32, param_dtype=jnp.float32, rngs=rngs))
             elif isinstance(layer, MaxPool2D):
                 blocks.append(_Pool(layer.size))
             elif isinstance(layer, Flatten):
@@ -67,7 +74,8 @@ def build_tx(spec: object) -> optax.GradientTransformation:
         return optax.rmsprop(spec.lr, decay=spec.rho, eps=spec.eps, initial_scale=0.0, eps_in_sqrt=True,
                              centered=spec.centered, momentum=spec.momentum or None, bias_correction=False)
     if isinstance(spec, Adam):
-        return optax.adam(spec.lr, b1=spec.beta1, b2=spec.beta2, eps=spec.eps, eps_root=0.0)
+        # Not optax.adam: its float32 bias correction makes every step ~6e-6 too long (impls/jax/optim.py).
+        return optim.adam(spec.lr, b1=spec.beta1, b2=spec.beta2, eps=spec.eps)
     raise unsupported(type(spec).__name__, "jax")
 
 

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import functools
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
@@ -18,15 +19,16 @@ from impls.jax.models import build_tx
 class _ConvBN(nnx.Module):
     """Conv (no bias, TF 'same') -> BatchNorm frozen in inference mode -> optional ReLU6."""
 
-    def __init__(self, spec: ConvBN, cin: int, eps: float, rngs: nnx.Rngs) -> None:
+    def __init__(self, spec: ConvBN, cin: int, eps: float, rngs: nnx.Rngs, dtype: Any = None) -> None:
         if spec.act not in (None, "relu6"):
             raise unsupported(f"activation {spec.act!r}", "jax")
         # groups = channels makes the HWIO kernel (k, k, 1, C): the neutral depthwise layout as is.
+        # dtype bfloat16 (bf16 precision): computed in bf16 from float32 parameters and statistics.
         self.conv = nnx.Conv(cin, spec.filters, (spec.kernel, spec.kernel), strides=spec.stride, padding="SAME",
-                             use_bias=False, feature_group_count=cin if spec.depthwise else 1, rngs=rngs)
+                             use_bias=False, feature_group_count=cin if spec.depthwise else 1, dtype=dtype, rngs=rngs)
         # use_running_average=True at construction and no .train() call anywhere: the moving
         # statistics are BatchStat constants that no step updates, in every phase.
-        self.bn = nnx.BatchNorm(spec.filters, use_running_average=True, epsilon=eps, rngs=rngs)
+        self.bn = nnx.BatchNorm(spec.filters, use_running_average=True, epsilon=eps, dtype=dtype, rngs=rngs)
         self.relu6 = spec.act == "relu6"
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -35,11 +37,11 @@ class _ConvBN(nnx.Module):
 
 
 class _MBConv(nnx.Module):
-    def __init__(self, spec: MBConv, cin: int, eps: float, rngs: nnx.Rngs) -> None:
-        self.expand = _ConvBN(spec.expand, cin, eps, rngs) if spec.expand is not None else None
+    def __init__(self, spec: MBConv, cin: int, eps: float, rngs: nnx.Rngs, dtype: Any = None) -> None:
+        self.expand = _ConvBN(spec.expand, cin, eps, rngs, dtype) if spec.expand is not None else None
         hidden = spec.expand.filters if spec.expand is not None else cin
-        self.depthwise = _ConvBN(spec.depthwise, hidden, eps, rngs)
-        self.project = _ConvBN(spec.project, hidden, eps, rngs)
+        self.depthwise = _ConvBN(spec.depthwise, hidden, eps, rngs, dtype)
+        self.project = _ConvBN(spec.project, hidden, eps, rngs, dtype)
         self.residual = spec.residual
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -51,18 +53,19 @@ class _MBConv(nnx.Module):
 class _TransferNet(nnx.Module):
     """Attribute names follow the spec's op names, so an NNX path minus its 'conv' part is the neutral name."""
 
-    def __init__(self, task: TransferTaskSpec, rngs: nnx.Rngs) -> None:
+    def __init__(self, task: TransferTaskSpec, rngs: nnx.Rngs, dtype: Any = None) -> None:
         bb = BACKBONES[task.backbone]
-        self.stem = _ConvBN(bb.stem, task.input_shape[-1], bb.bn_eps, rngs)
+        self.stem = _ConvBN(bb.stem, task.input_shape[-1], bb.bn_eps, rngs, dtype)
         blocks, cin = [], bb.stem.filters
         for spec in bb.blocks:  # block i is attribute blocks[i]: the spec's name `blocks.<i>`
-            blocks.append(_MBConv(spec, cin, bb.bn_eps, rngs))
+            blocks.append(_MBConv(spec, cin, bb.bn_eps, rngs, dtype))
             cin = spec.project.filters
         self.blocks = nnx.List(blocks)
-        self.head = _ConvBN(bb.head, cin, bb.bn_eps, rngs)
+        self.head = _ConvBN(bb.head, cin, bb.bn_eps, rngs, dtype)
         self.dropout = nnx.Dropout(task.head_dropout, rngs=rngs)
-        self.top = nnx.Linear(bb.features, 1, rngs=rngs)
-        self.imagenet = nnx.Linear(bb.features, bb.imagenet_classes, rngs=rngs)
+        # The heads compute in float32 in both precisions: float32 logits and loss.
+        self.top = nnx.Linear(bb.features, 1, dtype=jnp.float32, rngs=rngs)
+        self.imagenet = nnx.Linear(bb.features, bb.imagenet_classes, dtype=jnp.float32, rngs=rngs)
 
     def features(self, x: jax.Array) -> jax.Array:
         x = self.stem(x)
@@ -111,13 +114,16 @@ class Adapter(mnist.Adapter):
 
     name: ClassVar[str] = "jax"
 
-    def build(self, task: TransferTaskSpec, weights: dict[str, np.ndarray], device: str, seed: int) -> None:
+    def build(self, task: TransferTaskSpec, weights: dict[str, np.ndarray], device: str, seed: int,
+              mode: str = "default", precision: str = "fp32") -> None:
+        self._settings = mnist.configure(device, mode, precision)
         self.device = mnist.select_device(device)
         self.task = task
+        dtype = jnp.bfloat16 if precision == "bf16" else None
         with jax.default_device(self.device):
             # Abstract build: running the initializers that the neutral weights overwrite would compile
             # one XLA program per shape (~20 s on CPU). The dropout stream, the one real random state, follows.
-            model = nnx.eval_shape(lambda: _TransferNet(task, nnx.Rngs(0)))
+            model = nnx.eval_shape(lambda: _TransferNet(task, nnx.Rngs(0), dtype))
             model.dropout = nnx.Dropout(task.head_dropout, rngs=nnx.Rngs(dropout=seed))
         named = {_neutral(p): v for p, v in nnx.to_flat_state(nnx.state(model, (nnx.Param, nnx.BatchStat)))}
         if (diff := named.keys() ^ transfer_shapes(task).keys()):

@@ -1,4 +1,4 @@
-"""TensorFlow/Keras 3 adapter: a tf.function train step (XLA on GPU), pinned fp32."""
+"""TensorFlow/Keras 3 adapter: a tf.function train step with or without XLA, fp32 (TF32 off) or mixed bf16."""
 from __future__ import annotations
 
 import os
@@ -12,6 +12,7 @@ import tensorflow as tf  # noqa: E402
 
 from bench.adapter import DeviceUnavailable, cpu_threads  # noqa: E402
 from bench.envinfo import cpu_model  # noqa: E402
+from bench.modes import check_precision, resolve_mode  # noqa: E402
 from bench.spec import TaskSpec  # noqa: E402
 from impls.tf.models import build_model, build_optimizer  # noqa: E402
 
@@ -39,18 +40,35 @@ def select_device(device: str) -> str:
     return tf_device
 
 
+def configure(device: str, mode: str, precision: str) -> tuple[bool, dict[str, str]]:
+    """(jit_compile, the settings record) of a build (bench/modes.py)."""
+    jit = resolve_mode("tf", device, mode) == "compiled"
+    check_precision(precision)
+    gpu = device == "gpu"
+    return jit, {
+        "mode": "tf.function, jit_compile=True (XLA)" if jit else "tf.function, jit_compile=False (graph, no XLA)",
+        "precision": ("keras mixed_bfloat16 policy, output Dense float32, float32 variables and loss"
+                      if precision == "bf16" else "float32" + (", TF32 off" if gpu else "")),
+        # Read back from the environment the runner set (bench/modes.py): what this process really got.
+        "autotune": (f"TF_CUDNN_USE_AUTOTUNE={os.environ.get('TF_CUDNN_USE_AUTOTUNE', 'unset (on)')}, "
+                     f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}") if gpu else "none on CPU",
+    }
+
+
 class Adapter:
     name: ClassVar[str] = "tf"
 
     def versions(self) -> dict[str, str]:
         return {"tensorflow": tf.__version__, "keras": keras.__version__}
 
-    def build(self, task: TaskSpec, weights: dict[str, np.ndarray], device: str, seed: int) -> None:
+    def build(self, task: TaskSpec, weights: dict[str, np.ndarray], device: str, seed: int,
+              mode: str = "default", precision: str = "fp32") -> None:
         self.tf_device = select_device(device)
         self.on_gpu = device == "gpu"
+        jit, self._settings = configure(device, mode, precision)
         keras.utils.set_random_seed(seed)  # dropout only: weights come from the file
         with tf.device(self.tf_device):
-            self.model, self.weighted = build_model(task)
+            self.model, self.weighted = build_model(task, precision)
             for i, layer in self.weighted.items():
                 layer.set_weights([weights[f"layers.{i}.kernel"], weights[f"layers.{i}.bias"]])
             self.opt = build_optimizer(task.optimizer)
@@ -65,9 +83,12 @@ class Adapter:
             opt.apply_gradients(zip(grads, model.trainable_variables))
             return loss
 
-        # XLA only on GPU, as Keras' jit_compile="auto" does: XLA:CPU convs are far slower than oneDNN.
-        self._step = tf.function(step, jit_compile=self.on_gpu)
-        self._predict = tf.function(lambda x: model(x, training=False), jit_compile=self.on_gpu)
+        # mode "default" is Keras' jit_compile="auto": XLA on GPU only (XLA:CPU convs are far slower than oneDNN).
+        self._step = tf.function(step, jit_compile=jit)
+        self._predict = tf.function(lambda x: model(x, training=False), jit_compile=jit)
+
+    def settings(self) -> dict[str, str]:
+        return dict(self._settings)
 
     def param_count(self) -> int:
         return int(sum(np.prod(v.shape) for v in self.model.trainable_variables))
@@ -76,9 +97,13 @@ class Adapter:
         with tf.device(self.tf_device):
             return self._step(tf.constant(x), tf.constant(y))
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def logits(self, x: np.ndarray) -> tf.Tensor:
+        """Inference-mode logits as the framework returns them (float32 in both precisions)."""
         with tf.device(self.tf_device):
-            return np.array(self._predict(tf.constant(x)), dtype=np.float32)
+            return self._predict(tf.constant(x))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.array(self.logits(x), dtype=np.float32)
 
     def get_weights(self) -> dict[str, np.ndarray]:
         out = {}

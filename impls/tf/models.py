@@ -1,19 +1,41 @@
 """The spec's layer list as a Keras 3 model (NHWC and (in, out) kernels: the neutral layout)."""
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import keras
 
 from bench.adapter import unsupported
 from bench.spec import Adam, Conv2D, Dense, Dropout, Flatten, MaxPool2D, RMSprop, TaskSpec
 
 
-def build_model(task: TaskSpec) -> tuple[keras.Model, dict[int, keras.layers.Layer]]:
-    """The model and, for each spec layer index with weights, its Keras layer."""
+@contextlib.contextmanager
+def dtype_policy(precision: str) -> Iterator[None]:
+    """Layers built inside take Keras' mixed_bfloat16 policy for bf16 (bf16 compute, float32 variables);
+    the global policy is restored afterwards, so one build never leaks into the next."""
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16" if precision == "bf16" else "float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
+
+
+def build_model(task: TaskSpec, precision: str = "fp32") -> tuple[keras.Model, dict[int, keras.layers.Layer]]:
+    """The model and, for each spec layer index with weights, its Keras layer (bf16: mixed precision,
+    the output layer in float32 so logits and loss are float32, as the Keras mixed-precision guide does)."""
+    with dtype_policy(precision):
+        return _build(task)
+
+
+def _build(task: TaskSpec) -> tuple[keras.Model, dict[int, keras.layers.Layer]]:
     layers: list[keras.layers.Layer] = []
     weighted: dict[int, keras.layers.Layer] = {}
+    last = len(task.layers) - 1
     for i, layer in enumerate(task.layers):
         if isinstance(layer, Dense):
-            k = keras.layers.Dense(layer.units, activation=layer.activation)
+            k = keras.layers.Dense(layer.units, activation=layer.activation, dtype="float32" if i == last else None)
             weighted[i] = k
         elif isinstance(layer, Conv2D):
             k = keras.layers.Conv2D(layer.filters, layer.kernel, strides=layer.stride,

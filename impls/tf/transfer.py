@@ -13,7 +13,7 @@ import tensorflow as tf  # noqa: E402
 from bench.adapter import unsupported  # noqa: E402
 from bench.vision import BACKBONES, ConvBN, TransferTaskSpec, is_trainable, transfer_shapes  # noqa: E402
 from impls.tf import adapter as mnist  # noqa: E402
-from impls.tf.models import build_optimizer  # noqa: E402
+from impls.tf.models import build_optimizer, dtype_policy  # noqa: E402
 
 
 
@@ -28,10 +28,12 @@ class Adapter(mnist.Adapter):
     name: ClassVar[str] = "tf"
 
     def build(  # type: ignore[override]
-        self, task: TransferTaskSpec, weights: dict[str, np.ndarray], device: str, seed: int
+        self, task: TransferTaskSpec, weights: dict[str, np.ndarray], device: str, seed: int,
+        mode: str = "default", precision: str = "fp32",
     ) -> None:
         self.tf_device = mnist.select_device(device)
         self.on_gpu = device == "gpu"
+        self.jit, self._settings = mnist.configure(device, mode, precision)
         self.task = task
         bb = BACKBONES[task.backbone]
         self.shapes = transfer_shapes(task)
@@ -63,7 +65,8 @@ class Adapter(mnist.Adapter):
                 raise unsupported(f"activation {c.act!r}", "tf")
             return x
 
-        with tf.device(self.tf_device):
+        # bf16: Keras' mixed_bfloat16 policy for every layer built here, the two Dense heads in float32.
+        with tf.device(self.tf_device), dtype_policy(precision):
             inputs = keras.Input(shape=task.input_shape)
             x = conv_bn(bb.stem, inputs)
             for b in bb.blocks:
@@ -73,8 +76,8 @@ class Adapter(mnist.Adapter):
             features = keras.layers.GlobalAveragePooling2D()(conv_bn(bb.head, x))
             self.backbone = keras.Model(inputs, features, name=bb.name)
             self.dropout = keras.layers.Dropout(task.head_dropout, seed=seed)  # seed only drives dropout
-            self.top = keras.layers.Dense(1, name="top")
-            self.imagenet = keras.layers.Dense(bb.imagenet_classes, name="imagenet")
+            self.top = keras.layers.Dense(1, name="top", dtype="float32")
+            self.imagenet = keras.layers.Dense(bb.imagenet_classes, name="imagenet", dtype="float32")
             for head in (self.top, self.imagenet):
                 head.build((None, bb.features))
                 register(head.name, head, {"kernel": head.kernel, "bias": head.bias})
@@ -89,10 +92,10 @@ class Adapter(mnist.Adapter):
             layer.trainable = False  # no phase yet: nothing trains
         self.train_vars: list[keras.Variable] = []
         backbone, top, imagenet = self.backbone, self.top, self.imagenet
-        # XLA only on GPU, as the MNIST adapter: XLA:CPU convs are far slower than oneDNN.
-        self._predict = tf.function(lambda x: top(backbone(x, training=False)), jit_compile=self.on_gpu)
+        # mode "default": XLA only on GPU, as the MNIST adapter (XLA:CPU convs are far slower than oneDNN).
+        self._predict = tf.function(lambda x: top(backbone(x, training=False)), jit_compile=self.jit)
         self._predict_imagenet = tf.function(lambda x: imagenet(backbone(x, training=False)),
-                                             jit_compile=self.on_gpu)
+                                             jit_compile=self.jit)
 
     def set_phase(self, index: int) -> None:
         phase = self.task.phases[index]
@@ -126,7 +129,7 @@ class Adapter(mnist.Adapter):
             return loss
 
         # A new function per phase: the captured variable list and optimizer changed.
-        self._step = tf.function(step, jit_compile=self.on_gpu)
+        self._step = tf.function(step, jit_compile=self.jit)
 
     def trainable_count(self) -> int:
         return int(sum(np.prod(v.shape) for v in self.train_vars))

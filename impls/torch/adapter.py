@@ -1,4 +1,4 @@
-"""PyTorch adapter: eager training loop on the spec's model, pinned fp32 and optimizer rules."""
+"""PyTorch adapter: the spec's model eager or torch.compile'd, fp32 (TF32 off) or bf16 autocast, spec optimizer rules."""
 from __future__ import annotations
 
 from typing import Any, ClassVar
@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.adapter import DeviceUnavailable, cpu_threads, unsupported
+from bench.modes import check_precision, resolve_mode
 from bench.envinfo import cpu_model
 from bench.spec import Adam, RMSprop, TaskSpec
 from impls.torch.models import SpecNet, from_torch, to_torch, torch_name
@@ -56,6 +57,24 @@ def select_device(device: str) -> torch.device:
     return chosen
 
 
+def configure(device: torch.device, mode: str, precision: str) -> tuple[bool, dict[str, str]]:
+    """Whether to torch.compile, and the settings record of a build (bench/modes.py).
+
+    GPU autotuning is on for all three frameworks (TF and XLA tune by default): here cudnn.benchmark.
+    """
+    compiled = resolve_mode("torch", "cpu" if device.type == "cpu" else "gpu", mode) == "compiled"
+    check_precision(precision)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return compiled, {
+        "mode": "torch.compile(model), inductor, dynamic=False" if compiled else "eager",
+        "precision": (f"torch.autocast({device.type}, bfloat16) around forward and loss, output layer and loss "
+                      "in float32, float32 weights and optimizer" if precision == "bf16"
+                      else "float32" + (", TF32 off" if device.type == "cuda" else "")),
+        "autotune": "cudnn.benchmark=True" if device.type == "cuda" else "none on CPU",
+    }
+
+
 class Adapter:
     name: ClassVar[str] = "torch"
 
@@ -65,8 +84,11 @@ class Adapter:
             v["cuda"] = str(torch.version.cuda)
         return v
 
-    def build(self, task: TaskSpec, weights: dict[str, np.ndarray], device: str, seed: int) -> None:
+    def build(self, task: TaskSpec, weights: dict[str, np.ndarray], device: str, seed: int,
+              mode: str = "default", precision: str = "fp32") -> None:
         self.device = select_device(device)
+        compiled, self._settings = configure(self.device, mode, precision)
+        self.bf16 = precision == "bf16"
         torch.manual_seed(seed)  # dropout only: weights come from the file
         self.task = task
         self.model = SpecNet(task)
@@ -74,6 +96,17 @@ class Adapter:
         self.model.load_state_dict(state, strict=True)
         self.model.to(self.device).train()
         self.opt = _optimizer(task.optimizer, self.model.parameters())
+        # Forward (and with it the backward AOTAutograd derives) compiled; the optimizer step stays eager.
+        # dynamic=False: one static graph per batch shape (train, eval), no symbolic-shape recompiles.
+        self.forward = torch.compile(self.model, dynamic=False) if compiled else self.model
+
+    def settings(self) -> dict[str, str]:
+        return dict(self._settings)
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Forward under bf16 autocast when asked (SpecNet runs its output layer in float32 then)."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            return self.forward(x)
 
     def param_count(self) -> int:
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
@@ -83,21 +116,25 @@ class Adapter:
         return torch.from_numpy(x).permute(0, 3, 1, 2).to(self.device, non_blocking=True)
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> torch.Tensor:
-        logits = self.model(self._x(x))
-        loss = F.cross_entropy(logits, torch.from_numpy(y).to(self.device, torch.long))
+        logits = self._logits(self._x(x))
+        loss = F.cross_entropy(logits, torch.from_numpy(y).to(self.device, torch.long))  # float32 logits
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
         return loss.detach()
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def logits(self, x: np.ndarray) -> torch.Tensor:
+        """Inference-mode logits as the framework returns them (float32 in both precisions)."""
         self.model.eval()
         try:
             with torch.inference_mode():
-                # .numpy() would share memory with the tensor: copy out explicitly.
-                return self.model(self._x(x)).float().cpu().numpy().copy()
+                return self._logits(self._x(x))
         finally:
             self.model.train()
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        # .numpy() would share memory with the tensor: copy out explicitly.
+        return self.logits(x).float().cpu().numpy().copy()
 
     def get_weights(self) -> dict[str, np.ndarray]:
         state = self.model.state_dict()

@@ -43,8 +43,14 @@ class SpecNet(nn.Module):
         self.layers = nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block, act in zip(self.layers, self.acts):
-            x = block(x)
+        last = len(self.layers) - 1
+        for i, (block, act) in enumerate(zip(self.layers, self.acts)):
+            if i == last and torch.is_autocast_enabled(x.device.type):
+                # Mixed precision: the output layer (the logits) computes in float32, as in Keras and Flax.
+                with torch.autocast(x.device.type, enabled=False):
+                    x = block(x.float())
+            else:
+                x = block(x)
             if act is not None:
                 x = act(x)
         return x

@@ -274,10 +274,14 @@ def test_compare_flags_a_real_run_made_slower_on_purpose(tmp_path):
         "runpy.run_module('bench.worker', run_name='__main__')\n")
     slow = script(tmp_path, "slow-python", f'exec {sys.executable} {tmp_path / "slow_worker.py"} "$@"')
     base, cur = tmp_path / "base", tmp_path / "cur"
+    hist, bl = tmp_path / "history", tmp_path / "baselines"
     for out, extra in ((base, []), (cur, ["--python", f"torch={slow}"])):
-        res = bench("run", "--task", "mnist_mlp", "--framework", "torch", "--out", str(out), *extra)
+        res = bench("run", "--task", "mnist_mlp", "--framework", "torch", "--out", str(out), "--history", str(hist), *extra)
         assert res.returncode == 0, res.stderr
-    res = bench("compare", str(base), str(cur), "--format", "md")
+    (hfile,) = hist.glob("*.jsonl")  # both runs on this machine's one history file
+    assert len(hfile.read_text().splitlines()) == 2
+    assert bench("baseline", "save", "smoke-cpu", str(base), "--dir", str(bl)).returncode == 0
+    res = bench("compare", "smoke-cpu", str(cur), "--baselines", str(bl), "--format", "md")
     assert res.returncode == 1, res.stdout + res.stderr
     time_row = next(line for line in res.stdout.splitlines() if "| time |" in line)
     assert "**worse**" in time_row
@@ -299,3 +303,16 @@ def test_repeats_are_independent_seeded_runs_shown_with_ci_and_cv(tmp_path, caps
     assert len({r["weights_digest"] for r in recs}) == 3  # each repeat starts from its own seed's weights
     row = next(line for line in (out / "report.md").read_text().splitlines() if line.startswith("| mnist_mlp | torch"))
     assert "ok (3/3)" in row and "CV" in row and "[" in row
+    # --same-seed: the repeats share seed, weights, data order and dropout; only the repeat index differs.
+    same = tmp_path / "same"
+    res = bench("run", "--task", "mnist_mlp", "--framework", "torch", "--repeats", "2", "--same-seed", "--seed", "5",
+                "--out", str(same))
+    assert res.returncode == 0, res.stderr
+    recs = [json.loads(x) for x in (same / "records.jsonl").read_text().splitlines()]
+    assert [(r["seed"], r["repeat"]) for r in recs] == [(5, 0), (5, 1)]
+    assert len({r["weights_digest"] for r in recs}) == 1 and len(list((same / "weights").iterdir())) == 1
+    assert abs(recs[0]["test_accuracy"] - recs[1]["test_accuracy"]) < 0.01  # same data and weights, same model
+    assert "ok (2/2)" in (same / "report.md").read_text()
+    assert bench("run", "--task", "mnist_mlp", "--framework", "torch", "--repeats", "2", "--same-seed", "--seed", "5",
+                 "--resume", str(same)).returncode == 0  # both repeats are already done: nothing runs again
+    assert len((same / "records.jsonl").read_text().splitlines()) == 2

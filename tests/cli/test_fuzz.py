@@ -16,6 +16,7 @@ WORDS = [
     "run", "verify", "list", "report", "compare", "--threshold", "time=5%", "accuracy=1pp", "--format", "md",
     "--task", "--framework", "--device", "--profile", "--dataset", "--epochs",
     "--seed", "--threads", "--timeout", "--out", "--data-root", "--python", "--resume", "--output", "--bogus",
+    "--mode", "--precision", "eager", "compiled", "default", "fp32", "bf16",
     "mnist_mlp", "mnist_cnn", "cats_vs_dogs", "all", ",", "", " ", "tf,torch", "jax", "mxnet", "cpu", "gpu",
     "cpu,gpu", "tpu", "smoke", "quick", "huge", "mnist", "fashion_mnist", "cifar10", "0", "1", "-3", "abc", "1e999",
     "nan", "99999999999", "torch=/nonexistent/python", "tf=", "=", "\x00", "é", str(SCRATCH / "a-file"),

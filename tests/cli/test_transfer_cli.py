@@ -49,8 +49,18 @@ def test_smoke_profile_runs_in_every_framework_on_the_same_photos(tmp_path):
         assert r["task"] == "cats_vs_dogs" and r["profile"] == "smoke" and r["eval_split"] == "val"
         assert [p["name"] for p in r["phases"]] == ["feature_extraction", "fine_tuning"]
         assert all(p["time_s"] > 0 and p["samples_per_s"] > 0 for p in r["phases"])
+        # Per-phase efficiency (bench/efficiency.py): fine-tuning does more work per photo than feature extraction.
+        assert all(0 < p["mfu"] <= 1 for p in r["phases"]) and r["mfu"] == r["phases"][0]["mfu"]
+        assert r["phases"][0]["flops_per_sample"] < r["phases"][1]["flops_per_sample"]
         assert r["phases"][0]["trainable_params"] < r["phases"][1]["trainable_params"] < r["param_count"]
         assert 0.0 <= r["test_accuracy"] <= 1.0
+        # 48 photos / 32 = 1 step per phase: the first step is timed, no steady window fits (None, not faked).
+        assert all(p["first_step_s"] > 0 and p["step_windows"] == 0 and p["steady_step_s"] is None for p in r["phases"])
+        # Validation after every epoch of both phases; time to accuracy agrees with it.
+        accs = [h["val_accuracy"] for h in r["history"]]
+        first = next((e for e, a in enumerate(accs, 1) if a >= r["tta_target"]), None)
+        assert len(accs) == 2 and accs[-1] == r["test_accuracy"] and r["tta_reached_epoch"] == first
+        assert (r["time_to_accuracy_s"] is None) == (first is None) and r["train_added_rss_bytes"] > 0
         # The broken files are skipped and named, and the cell still runs on the rest.
         skipped = " ".join(r["data_skipped"])
         assert "cat.broken.jpg" in skipped and "notes.txt" in skipped
@@ -58,7 +68,7 @@ def test_smoke_profile_runs_in_every_framework_on_the_same_photos(tmp_path):
     assert len({r["weights_digest"] for r in recs.values()}) == 1
     assert len({r["data_fingerprint"] for r in recs.values()}) == 1
     report = (out / "report.md").read_text()
-    assert "Transfer-learning phases" in report and "cat.broken.jpg" in report
+    assert "Transfer-learning phases" in report and "cat.broken.jpg" in report and "too few steps" in report
 
 
 def test_verify_compares_imagenet_logits_on_real_photos(tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +34,15 @@ def smoke_data(task_name: str = "mnist_mlp") -> data.TaskData:
 
 
 def batches(task: TaskSpec, n: int) -> list:
+    """The first n training batches of seed 0 in the harness's order, running on into the next
+    epochs (new permutation each) as bench.worker does when n exceeds one epoch."""
     td = smoke_data(task.name)
-    it = data.train_batches(td.train, 0, 0, task.batch_size)
-    return [next(it) for _ in range(n)]
+    out: list = []
+    epoch = 0
+    while len(out) < n:
+        out += itertools.islice(data.train_batches(td.train, 0, epoch, task.batch_size), n - len(out))
+        epoch += 1
+    return out
 
 
 def bce(logits: np.ndarray, y: np.ndarray) -> float:

@@ -63,7 +63,7 @@ def test_cli_exit_codes_and_markdown(tmp_path, capsys):
     assert main(["compare", str(a), str(c), "--format", "md"]) == 1
     out, err = capsys.readouterr()
     assert "| mnist_mlp | torch | cpu | time | 10.00 | 13.00 | +30.0 % | **worse** |" in out
-    assert "different machines" in err and "1 regression" in err
+    assert "another machine" in err and "baseline on X (2 CPUs), current on X (2 CPUs); Y (8 CPUs)" in err and "1 regression" in err
     assert main(["compare", str(a), str(c), "--threshold", "time=50%"]) == 0
     capsys.readouterr()
     for args, msg in ((["compare", str(a), str(tmp_path / "none")], "no such file"),

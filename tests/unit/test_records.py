@@ -6,7 +6,7 @@ import pytest
 
 from bench import records
 from bench.errors import RecordError
-from bench.records import Record
+from bench.records import CELL_KEY, Record, cell_key
 
 
 def rec(**kw) -> Record:
@@ -69,3 +69,17 @@ def test_collect_folders_and_missing_paths(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(RecordError, match="no .jsonl"):
         records.collect([tmp_path / "empty"])
+
+
+def test_plan_is_pure_and_same_seed_repeats_differ_only_by_repeat_index(tmp_path):
+    from bench.runner import RunConfig, plan
+
+    cfg = RunConfig(tasks=["mnist_mlp"], frameworks=["tf", "torch"], devices=["cpu"], repeats=3, seed=7,
+                    out=tmp_path / "out")
+    cells = plan(cfg)
+    assert [(c.seed, c.repeat, c.framework) for c in cells] == [
+        (7, 0, "tf"), (7, 0, "torch"), (8, 1, "tf"), (8, 1, "torch"), (9, 2, "tf"), (9, 2, "torch")]
+    cfg.same_seed = True
+    keys = [cell_key(c) for c in plan(cfg)]
+    assert len(set(keys)) == 6 and {k[CELL_KEY.index("seed")] for k in keys} == {7}
+    assert not (tmp_path / "out").exists()  # planning writes nothing: a bad run leaves no folder

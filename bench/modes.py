@@ -1,0 +1,93 @@
+"""Execution modes (eager/compiled) and precisions (fp32/bf16): names, defaults, labels; no framework import."""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Iterable
+
+MODES = ("default", "eager", "compiled")  # what --mode accepts; records hold only eager or compiled
+PRECISIONS = ("fp32", "bf16")
+
+# What `--mode default` runs: each framework's behaviour out of the box, which is also what every
+# record made before --mode existed ran. Keras' jit_compile="auto" uses XLA on GPU only.
+_DEFAULT = {"tf": {"cpu": "eager", "gpu": "compiled"}, "torch": {"cpu": "eager", "gpu": "eager"},
+            "jax": {"cpu": "compiled", "gpu": "compiled"}}
+
+JAX_EAGER = "JAX has no eager training mode here: not applicable"
+
+# GPU autotuning, one policy for all three: on. TF and XLA autotune unless told not to; torch's
+# cudnn.benchmark is off by default and is switched on. Shapes are fixed (full batches, padded
+# evaluation batches), so each framework tunes once per shape inside its first steps, which the
+# records keep apart (first_step_s / first_epoch_s) from the steady state. CPUs have no autotuning.
+XLA_AUTOTUNE_FLAG = "--xla_gpu_autotune_level=4"
+GPU_AUTOTUNE_ENV = {"TF_CUDNN_USE_AUTOTUNE": "1"}
+
+
+def resolve_mode(framework: str, device: str, mode: str) -> str:
+    """'default' -> the framework's own mode on that device; 'eager'/'compiled' stay as they are."""
+    if mode == "default":
+        return _DEFAULT.get(framework, {}).get(device, "eager")
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    return mode
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+    return precision
+
+
+def autotune_env(env: dict[str, str]) -> dict[str, str]:
+    """The GPU autotuning variables of a worker's environment (XLA_FLAGS keeps the user's other flags)."""
+    flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith("--xla_gpu_autotune_level")]
+    return {**GPU_AUTOTUNE_ENV, "XLA_FLAGS": " ".join([*flags, XLA_AUTOTUNE_FLAG])}
+
+
+def variant(rec: Any) -> str:
+    """'compiled, bf16': the part of a row label that tells modes and precisions apart."""
+    return f"{rec.mode}, {rec.precision}"
+
+
+def framework_labels(records: Iterable[Any]) -> list[str]:
+    """Each record's framework, as 'torch (compiled, bf16)' where that framework ran one task on one
+    device in more than one mode or precision (otherwise the plain name: the run line says what ran;
+    Keras' default, eager on CPU and XLA on GPU, stays one row across the two devices)."""
+    recs = list(records)
+    seen: dict[tuple, set[str]] = defaultdict(set)
+    for r in recs:
+        seen[(r.task, r.framework, r.device)].add(variant(r))
+    mixed = {fw for (_, fw, _), v in seen.items() if len(v) > 1}
+    return [f"{r.framework} ({variant(r)})" if r.framework in mixed else r.framework for r in recs]
+
+
+def summary(records: Iterable[Any]) -> str:
+    """One line for a report: which mode and precision each framework ran, and GPU autotuning."""
+    per: dict[str, set[str]] = defaultdict(set)
+    ran: set[tuple[str, str]] = set()
+    tune: set[str] = set()
+    recs = list(records)
+    for r in recs:
+        per[r.framework].add(variant(r))
+        if r.status == "ok":
+            ran.add((r.framework, variant(r)))
+        if r.device != "cpu" and (r.settings or {}).get("autotune"):
+            tune.add(f"{r.framework}: {r.settings['autotune']}")
+    modes = "; ".join(f"{fw} " + " | ".join(v + ("" if (fw, v) in ran else " (did not run)") for v in sorted(vs))
+                      for fw, vs in per.items())
+    line = f"- Modes and precision: {modes} (fp32 means TF32 off on GPU; bf16 is mixed precision with fp32 weights, logits and loss)"
+    return line + (f"; GPU autotuning on: {'; '.join(sorted(tune))}" if tune else "")
+
+
+def label(framework: str, device: str, mode: str | None, precision: str) -> str:
+    """'torch (compiled, bf16)', or the plain name for the framework's default mode in fp32."""
+    if mode in (None, "default", resolve_mode(framework, device, "default")) and precision == "fp32":
+        return framework
+    return f"{framework} ({mode}, {precision})"
+
+
+def ordered(labels: Iterable[str], frameworks: tuple[str, ...]) -> list[str]:
+    """Row labels in the frameworks' canonical order, a framework's variants together."""
+    def rank(lab: str) -> tuple[int, str]:
+        name = lab.split(" (")[0]
+        return (frameworks.index(name) if name in frameworks else len(frameworks), lab)
+    return sorted(labels, key=rank)

@@ -1,0 +1,149 @@
+"""Shared pieces of the benchmarks: cases, seeded fixed inputs, built adapters, the harness's own epoch loop."""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+import pytest
+
+from bench import images, measure, timing, weights
+from bench.adapter import FRAMEWORK_PACKAGES, DeviceUnavailable, load_adapter
+from bench.spec import FRAMEWORKS, TASKS
+from bench.vision import TransferTaskSpec
+
+SEED = 0
+# cats_vs_dogs keeps its real spec (backbone, ImageNet weights, phases, optimizers) but a batch of
+# 4 images instead of 32: a JAX fine-tuning step on 32 takes ~6 s on a 2-core CPU.
+TRANSFER_BATCH = 4
+DEVICE = "cpu"  # set from --bench-device by conftest.py
+OVERHEAD_TARGET_PCT = 2.0  # issue #4's target for the harness's cost over a bare loop
+OVERHEAD_ROWS: list[dict[str, Any]] = []  # filled by test_overhead.py, printed by conftest.py
+
+
+@dataclass(frozen=True)
+class Case:
+    """A task, and for a transfer task the phase whose train step is measured."""
+
+    task: str
+    phase: int | None = None
+
+    @property
+    def spec(self) -> Any:
+        return TASKS[self.task]
+
+    @property
+    def transfer(self) -> bool:
+        return isinstance(self.spec, TransferTaskSpec)
+
+    @property
+    def id(self) -> str:
+        return self.task if self.phase is None else f"{self.task}-{self.spec.phases[self.phase].name}"
+
+    @property
+    def batch_size(self) -> int:
+        return TRANSFER_BATCH if self.transfer else self.spec.batch_size
+
+
+def installed(fw: str) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in FRAMEWORK_PACKAGES[fw])
+
+
+def params(cases: list[Case]) -> list[Any]:
+    """(framework, case) pairs with ids like `torch-mnist_cnn`; a missing framework is a skip."""
+    return [pytest.param(fw, case, id=f"{fw}-{case.id}",
+                         marks=[getattr(pytest.mark, fw), pytest.mark.skipif(
+                             not installed(fw), reason=f"{fw} is not installed (pip install -e '.[{fw}]')")])
+            for fw in FRAMEWORKS for case in cases]
+
+
+def fixed_batch(case: Case, n: int, stream: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n seeded images and labels in the dtype and scaling the harness feeds (uint8-derived pixels)."""
+    task = case.spec
+    rng = np.random.default_rng((SEED, stream, n))
+    raw = rng.integers(0, 256, (n, *task.input_shape), dtype=np.uint8)
+    if case.transfer:
+        return images.normalize(raw, task), rng.integers(0, 2, n).astype(np.int32)
+    x = raw.astype(np.float32) * np.float32(task.pixel_scale)
+    return x, rng.integers(0, task.num_classes, n).astype(np.int32)
+
+
+_WEIGHTS: dict[str, dict[str, np.ndarray]] = {}
+_BUILT: dict[tuple[str, str], Any] = {}
+
+
+def build(fw: str, case: Case, cached: bool = True) -> Any:
+    """The framework's adapter built from the neutral initial weights (as the worker does), phase set."""
+    key = (fw, case.task)
+    if not cached or key not in _BUILT:
+        task = case.spec
+        if case.task not in _WEIGHTS:
+            _WEIGHTS[case.task] = weights.init_weights(task, SEED)
+        adapter = load_adapter(fw, "transfer" if case.transfer else "adapter")
+        try:
+            adapter.build(task, _WEIGHTS[case.task], DEVICE, SEED)
+        except DeviceUnavailable as exc:
+            pytest.skip(str(exc))
+        if not cached:
+            return _phase(adapter, case)
+        _BUILT[key] = adapter
+    return _phase(_BUILT[key], case)
+
+
+def _phase(adapter: Any, case: Case) -> Any:
+    if case.transfer:
+        adapter.set_phase(case.phase or 0)  # a fresh optimizer for the phase, as the harness starts it
+    return adapter
+
+
+def inference_loss(adapter: Any, case: Case, x: np.ndarray, y: np.ndarray) -> float:
+    """The task's loss on (x, y) from predict() (inference mode: no dropout noise), in float64."""
+    z = adapter.predict(x).astype(np.float64)
+    if case.transfer:
+        z = z.reshape(-1)
+        return float(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))))
+    z -= z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-logp[np.arange(len(y)), y].mean())
+
+
+def rounds_for(seconds_per_call: float, budget_s: float = 1.0, lo: int = 5, hi: int = 100) -> int:
+    """Enough rounds for about `budget_s` of timed calls, within [lo, hi]."""
+    return max(lo, min(hi, int(budget_s / max(seconds_per_call, 1e-6))))
+
+
+def harness_epoch(adapter: Any, batches: Iterable[tuple[np.ndarray, np.ndarray]],
+                  windows: timing.StepWindows) -> tuple[float, Any]:
+    """One epoch exactly as bench/worker.py run_train (and bench/transfer_run.py) times it.
+
+    Keep in step with those loops: batches drawn inside the clock, a step and the step-window hook
+    per batch, one sync at the end. Returns (seconds, last loss as a device scalar).
+    """
+    losses = []
+    start = measure.clock()
+    windows.begin_epoch(start)
+    for x, y in batches:
+        losses.append(adapter.train_step(x, y))  # device scalars: no host sync per step
+        windows.after_step()
+    adapter.sync()
+    return measure.clock() - start, losses[-1]
+
+
+def overhead_table() -> list[str]:
+    """The harness-overhead rows as aligned text lines, with the verdict against the 2 % target."""
+    head = (f"{'framework':<9} {'task':<32} {'harness samples/s':>17} {'bare samples/s':>14} {'overhead':>9} "
+            f"{'vs converting':>13} {'rounds':>6}")
+    lines = [head]
+    for r in OVERHEAD_ROWS:
+        lines.append(f"{r['framework']:<9} {r['task']:<32} {r['harness_samples_per_s']:>17,.1f} "
+                     f"{r['bare_samples_per_s']:>14,.1f} {r['overhead_pct']:>+8.2f}% "
+                     f"{r['overhead_vs_converting_pct']:>+12.2f}% {r['rounds']:>6}")
+    worst = max(r["overhead_pct"] for r in OVERHEAD_ROWS)
+    verdict = "met" if worst <= OVERHEAD_TARGET_PCT else "NOT met"
+    lines.append(f"target <= {OVERHEAD_TARGET_PCT:g} % overhead: {verdict} (worst {worst:+.2f} %; "
+                 "overhead = median over rounds of harness epoch / bare epoch - 1; "
+                 "vs converting: against the bare loop fed the NumPy batches, converting them itself)")
+    if any(r["rounds"] < 3 for r in OVERHEAD_ROWS):
+        lines.append("fewer than 3 rounds (--benchmark-disable?): these figures are not measurements")
+    return lines

@@ -1,0 +1,43 @@
+"""The spec's Adam for optax, with bias corrections accurate in float32 (optax.adam's are not)."""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+class AdamState(NamedTuple):
+    count: jax.Array
+    mu: optax.Updates
+    nu: optax.Updates
+
+
+def adam(lr: float, b1: float, b2: float, eps: float) -> optax.GradientTransformation:
+    """w -= lr * m_hat / (sqrt(v_hat) + eps), the rule of torch.optim.Adam and of the paper.
+
+    optax.adam computes 1 - b2**t as float32(b2)**t while its moment update uses 1 - b2 rounded
+    from float64: for b2 = 0.999 that is a 1.3e-5 relative error in v_hat (plus a few ulp of
+    XLA's pow), so every step came out ~6e-6 too long. The bias is systematic, not noise: on
+    mnist_cnn it moved JAX's losses 3e-4 away from torch's and TF's within 50 steps (those two
+    agree within 1e-5). Here 1 - b**t = -expm1(t * log b), with log b taken in float64: ~1e-7.
+    """
+    log_b1, log_b2 = math.log(b1), math.log(b2)
+
+    def init(params: optax.Params) -> AdamState:
+        return AdamState(jnp.zeros([], jnp.int32), jax.tree.map(jnp.zeros_like, params),
+                         jax.tree.map(jnp.zeros_like, params))
+
+    def update(grads: optax.Updates, state: AdamState, params: optax.Params | None = None) -> tuple:
+        del params
+        count = state.count + 1
+        t = count.astype(jnp.float32)
+        mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, grads)
+        nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.nu, grads)
+        bc1, bc2 = -jnp.expm1(t * log_b1), -jnp.expm1(t * log_b2)
+        updates = jax.tree.map(lambda m, v: -lr * (m / bc1) / (jnp.sqrt(v / bc2) + eps), mu, nu)
+        return updates, AdamState(count, mu, nu)
+
+    return optax.GradientTransformation(init, update)
