@@ -314,6 +314,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
                           f"{warning or diff}: time and memory changes may be the machine's, not the code's",
                           highlight=False)
     rows = compare.compare(sides[0], sides[1], thresholds)
+    if rows and all(r.mark == "not comparable" for r in rows):
+        reasons = sorted({r.detail.split(" [")[0] for r in rows})
+        raise UsageError(f"no cell could be compared ({'; '.join(reasons)}): a gate that compares nothing "
+                         "cannot pass; refresh the baseline (bench baseline save --force)")
     if args.format == "md":
         out_console.print(compare.markdown(rows), markup=False, highlight=False, soft_wrap=True)
     else:

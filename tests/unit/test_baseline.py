@@ -87,6 +87,11 @@ def test_cli_baseline_then_compare_by_name(tmp_path, capsys):
     assert main(["compare", "smoke-cpu", str(other), "--baselines", root]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "nothing to compare" in err and "cats_vs_dogs" in err
+    # Same cells but every one from another spec version (a changed spec): nothing compared is exit 2 too.
+    stale = tmp_path / "stale.jsonl"
+    append(stale, [rec(spec_hash="new", run_id="r3"), rec(framework="jax", spec_hash="new", run_id="r3")])
+    assert main(["compare", "smoke-cpu", str(stale), "--baselines", root]) == 2
+    assert "no cell could be compared (different spec versions" in capsys.readouterr().err
     for args, msg in ((["baseline", "save", "a/b", str(base), "--dir", root], "baseline name"),
                       (["baseline", "save", "x", str(tmp_path / "none"), "--dir", root], "no such file"),
                       (["baseline", "save", "smoke-cpu", str(base), "--dir", root], "--force"),
