@@ -1,4 +1,4 @@
-"""Command line: run | list | verify | report (thin: parsing, validation and printing only)."""
+"""Command line: run | list | verify | report | compare | baseline (thin: parsing, validation and printing only)."""
 from __future__ import annotations
 
 import argparse

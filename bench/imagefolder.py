@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import data
+from bench import data, fetch
 from bench.archive import safe_extract, sha256_file
 from bench.errors import DataError
 from bench.images import BadImage, load_photo
@@ -70,7 +70,7 @@ def ensure(ds: ImageFolderDataset, root: Path) -> Path:
     found = find_root(ds, root)
     if found is not None:
         return found
-    if data.offline_mode():
+    if fetch.offline_mode():
         raise DataError(f"{ds.name}: no photos and offline (BENCH_OFFLINE set); {_layout_hint(ds, root)}")
     folder = root / ds.name
     try:
@@ -83,10 +83,10 @@ def ensure(ds: ImageFolderDataset, root: Path) -> Path:
         for url in ds.archive_urls:
             try:
                 want = ds.archive_sha256 or (pin.read_text().strip() if pin.exists() else None)
-                got = data.download(url, archive, want, hash_of=sha256_file, max_bytes=ds.archive_size * 2)
+                got = fetch.download(url, archive, want, hash_of=sha256_file, max_bytes=ds.archive_size * 2)
                 break
             except (OSError, DataError) as exc:
-                errors.append(data.describe_url_error(url, exc))
+                errors.append(fetch.describe_url_error(url, exc))
         else:
             raise DataError(f"{ds.name}: download failed ({'; '.join(errors)}); {_layout_hint(ds, root)}")
         if ds.archive_sha256 is None and not pin.exists():

@@ -200,6 +200,9 @@ def run_cell(cell: Cell, cfg: RunConfig, on_event: EventHandler | None = None) -
         if missing and not result_path.exists():  # died importing bench's own dependencies
             error = (f"the interpreter {python} lacks {missing.group(1)}, which bench's worker needs: "
                      f"run `{python} -m pip install -e {envinfo.ROOT}` ({error})")
+        if re.search(r"std::bad_alloc|MemoryError|Cannot allocate memory|out of memory", tail):
+            # A C++ allocation failure aborts (SIGABRT) before Python can report it: name the cause.
+            error += " (out of memory: an allocation failed; the worker hit its memory or address-space limit)"
         body = {"status": "failed", "error": error + (f"; log tail:\n{tail}" if tail else "")}
     fields = {k: v for k, v in body.items() if k in records.FIELDS and k not in base}
     if rss is not None:  # the worker's own VmHWM reads can top wait4's by a few pages (approximate per-CPU counters)

@@ -6,7 +6,7 @@ import struct
 import numpy as np
 import pytest
 
-from bench import data
+from bench import data, fetch
 from bench.errors import DataError
 from bench.datasets import DATASETS, DatasetSpec
 from bench.spec import PROFILES, TASKS
@@ -24,15 +24,15 @@ def tiny_dataset(raw: dict[str, bytes], mirrors=()) -> DatasetSpec:
 
 def test_parse_idx_round_trip_and_every_malformed_header():
     arr = np.arange(12, dtype=np.uint8).reshape(3, 2, 2)
-    assert (data.parse_idx(idx_bytes(arr), "x", 3) == arr).all()
+    assert (fetch.parse_idx(idx_bytes(arr), "x", 3) == arr).all()
     with pytest.raises(DataError, match="bad magic"):
-        data.parse_idx(b"\x01\x02" + idx_bytes(arr)[2:], "x", 3)
+        fetch.parse_idx(b"\x01\x02" + idx_bytes(arr)[2:], "x", 3)
     with pytest.raises(DataError, match="truncated"):
-        data.parse_idx(idx_bytes(arr)[:-1], "x", 3)
+        fetch.parse_idx(idx_bytes(arr)[:-1], "x", 3)
     with pytest.raises(DataError, match="rank 3"):
-        data.parse_idx(idx_bytes(arr), "x", 1)
+        fetch.parse_idx(idx_bytes(arr), "x", 1)
     with pytest.raises(DataError, match="header"):
-        data.parse_idx(idx_bytes(arr)[:9], "x", 3)
+        fetch.parse_idx(idx_bytes(arr)[:9], "x", 3)
 
 
 def test_recompressed_copy_is_accepted_and_a_wrong_file_is_not(tmp_path):
@@ -41,18 +41,18 @@ def test_recompressed_copy_is_accepted_and_a_wrong_file_is_not(tmp_path):
     folder = tmp_path / "tiny"
     folder.mkdir()
     (folder / "a.gz").write_bytes(gzip.compress(raw, compresslevel=1))  # not the "published" archive bytes
-    assert data.ensure_file(ds, "a.gz", tmp_path, offline=True) == folder / "a.gz"
+    assert fetch.ensure_file(ds, "a.gz", tmp_path, offline=True) == folder / "a.gz"
     (folder / "a.gz").write_bytes(gzip.compress(raw[:-1] + b"\x07"))
     with pytest.raises(DataError, match="not the original file"):
-        data.ensure_file(ds, "a.gz", tmp_path, offline=True)
+        fetch.ensure_file(ds, "a.gz", tmp_path, offline=True)
     (folder / "a.gz").write_bytes(raw)  # not gzip at all
     with pytest.raises(DataError, match="cannot decompress"):
-        data.ensure_file(ds, "a.gz", tmp_path, offline=True)
+        fetch.ensure_file(ds, "a.gz", tmp_path, offline=True)
 
 
 def test_offline_and_missing_names_the_files_and_the_folder(tmp_path):
     with pytest.raises(DataError) as err:
-        data.ensure_file(DATASETS["mnist"], "train-images-idx3-ubyte.gz", tmp_path, offline=True)
+        fetch.ensure_file(DATASETS["mnist"], "train-images-idx3-ubyte.gz", tmp_path, offline=True)
     msg = str(err.value)
     assert "t10k-labels-idx1-ubyte.gz" in msg and str(tmp_path / "mnist") in msg and "\n" not in msg
 
@@ -61,21 +61,21 @@ def test_data_root_that_is_a_file_is_refused(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
     with pytest.raises(DataError, match="is a file"):
-        data.ensure_file(DATASETS["mnist"], "train-images-idx3-ubyte.gz", f, offline=True)
+        fetch.ensure_file(DATASETS["mnist"], "train-images-idx3-ubyte.gz", f, offline=True)
 
 
 def test_download_good_wrong_and_missing_from_a_local_server(tmp_path, server):
     raw = idx_bytes(np.full((2, 2, 2), 3, np.uint8))
     srv = server({"/good/a.gz": gzip.compress(raw), "/bad/a.gz": gzip.compress(raw[::-1])})
     ds = tiny_dataset({"a.gz": raw}, mirrors=[srv.url + "/missing/", srv.url + "/bad/", srv.url + "/good/"])
-    got = data.ensure_file(ds, "a.gz", tmp_path, offline=False)
-    assert got == tmp_path / "tiny" / "a.gz" and data.content_sha256(got) == ds.content_sha256["a.gz"]
+    got = fetch.ensure_file(ds, "a.gz", tmp_path, offline=False)
+    assert got == tmp_path / "tiny" / "a.gz" and fetch.content_sha256(got) == ds.content_sha256["a.gz"]
     assert not list((tmp_path / "tiny").glob(".*part"))  # no temporary file left behind
     # Only bad mirrors: one clear error, nothing kept.
     got.unlink()
     ds_bad = tiny_dataset({"a.gz": raw}, mirrors=[srv.url + "/missing/", srv.url + "/bad/"])
     with pytest.raises(DataError) as err:
-        data.ensure_file(ds_bad, "a.gz", tmp_path, offline=False)
+        fetch.ensure_file(ds_bad, "a.gz", tmp_path, offline=False)
     assert "404" in str(err.value) and "does not match" in str(err.value)
     assert list((tmp_path / "tiny").iterdir()) == []
 
@@ -85,7 +85,7 @@ def test_a_truncated_or_stalled_download_is_one_clear_error_and_nothing_is_kept(
     body = gzip.compress(idx_bytes(np.arange(4096, dtype=np.uint8).reshape(4, 32, 32)))
     srv = server({"/f.gz": (mode, body)})
     with pytest.raises(DataError, match=message):
-        data.download(srv.url + "/f.gz", tmp_path / "f.gz", None, timeout=0.5)
+        fetch.download(srv.url + "/f.gz", tmp_path / "f.gz", None, timeout=0.5)
     assert list(tmp_path.iterdir()) == []
 
 
