@@ -7,6 +7,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from bench.modes import framework_labels
 from bench.records import Record
 from bench.report import aggregate
 from bench.spec import FRAMEWORKS, TASKS
@@ -147,10 +148,11 @@ def _metric(cells: dict[Key, dict[str, Any]], name: str, scale: float = 1.0) -> 
 def _ok_median(records: list[Record], get: Callable[[Record], Any]) -> dict[Key, float]:
     """Median of a per-record value over a cell's ok records (fields aggregate() does not cover)."""
     values: dict[Key, list[float]] = {}
-    for r in records:
+    # Keyed as aggregate() keys the bars: 'torch (compiled, bf16)' where a framework ran in several modes.
+    for r, label in zip(records, framework_labels(records)):
         v = number(get(r)) if r.status == "ok" else None
         if v is not None:
-            values.setdefault(r.key(), []).append(v)
+            values.setdefault((r.task, label, r.device), []).append(v)
     return {k: statistics.median(vs) for k, vs in values.items()}
 
 

@@ -63,6 +63,35 @@ def test_cache_measures_once_per_fingerprint_and_survives_damage(tmp_path, monke
 
 @pytest.mark.torch
 @needs("torch")
+def test_a_cached_peak_below_what_training_achieved_is_measured_again_and_the_higher_kept(tmp_path):
+    # Measured on a busy machine, a cached peak stays low for good and MFUs come out above 100 %.
+    path, timer, versions = tmp_path / "peak.json", _timer("torch"), {"torch": "2.13.0+cpu"}
+
+    def lookup(at_least=None):
+        return efficiency.lookup_peak("torch", "cpu", "float32", versions, "cpu", timer, TINY, path, at_least=at_least)
+
+    real = lookup()["flops"]
+
+    def set_cached(flops):
+        data = json.loads(path.read_text())
+        (entry,) = data["entries"].values()
+        entry["flops"] = flops
+        path.write_text(json.dumps(data))
+
+    set_cached(real / 1000)  # as if measured while other jobs held the cores
+    assert lookup()["cached"] is True  # nothing says it is stale
+    again = lookup(at_least=real / 100)
+    assert again["cached"] is False and "below the" in again["remeasured"]
+    assert again["flops"] > real / 100 and lookup()["flops"] == again["flops"]  # the fresh one is kept
+    set_cached(real * 1000)  # higher than any measurement: the new, lower one must not replace it
+    kept = lookup(at_least=real * 10**6)
+    assert kept["flops"] == real * 1000 and "lower still" in kept["remeasured"]
+    assert lookup()["flops"] == real * 1000
+    assert lookup(at_least=real)["cached"] is True  # above what training achieved: used as it is
+
+
+@pytest.mark.torch
+@needs("torch")
 def test_worker_hook_fills_mfu_per_phase_and_falls_back_to_the_datasheet(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path))
     cell = Cell(task="cats_vs_dogs", framework="torch", device="cpu", profile="smoke", dataset="cats_vs_dogs",

@@ -93,6 +93,16 @@ def test_gpu_and_cpu_give_speedup_and_device_memory_and_mfu_when_recorded():
     assert "mnist_mlp torch gpu 30" in out["mfu"].alt
 
 
+def test_mfu_bars_keep_a_framework_run_in_two_modes_apart():
+    recs = [rec(mode="eager", train_time_s=12.0), rec(mode="compiled", train_time_s=9.0)]
+    for r, mfu in zip(recs, (0.05, 0.25)):
+        r.mfu = mfu
+    out = {p.name: p for p in plots.render(recs)}
+    assert "mfu" in out, [p.name for p in plots.render(recs)]
+    assert "torch (eager" in out["mfu"].alt and "torch (compiled" in out["mfu"].alt
+    assert re.search(r"torch \(eager[^;]* 5\b", out["mfu"].alt) and re.search(r"torch \(compiled[^;]* 25\b", out["mfu"].alt)
+
+
 def test_curves_survive_odd_history_entries():
     hist = [{"epoch": 1, "train_loss": 2.0, "val_accuracy": "x"}, "not a dict", {"epoch": True, "train_loss": None},
             {"epoch": 3, "train_loss": float("nan")}, {"train_loss": 1.0}]
