@@ -15,6 +15,7 @@ from bench.datasets import DatasetSpec
 from bench.fetch import ensure_file, parse_idx, read_gz
 from bench.spec import Profile, TaskSpec
 
+
 def default_data_root() -> Path:
     """--data-root, else $BENCH_DATA, else the user cache dir ($XDG_CACHE_HOME/bench/data)."""
     if os.environ.get("BENCH_DATA"):

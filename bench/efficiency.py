@@ -169,14 +169,15 @@ def annotate(out: dict[str, Any], cell: Any) -> None:
     nominal = nominal_peak(out.get("device_name")) if cell.device == "gpu" else None
     peaks: dict[str, Any] = {"nominal": nominal}
     wanted = {"fp32", precision} | ({"bf16"} if cell.device == "gpu" else set())
-    rates = [flops["train"] * (out.get("samples_per_s") or 0)]
-    rates += [flops["phases"][ph["name"]] * (ph.get("samples_per_s") or 0) for ph in out.get("phases", [])]
+    # The record and each transfer phase: each gets its FLOPs, achieved FLOP/s and MFU below.
+    targets = [(out, flops["train"]), *[(ph, flops["phases"][ph["name"]]) for ph in out.get("phases", [])]]
+    achieved = max(_rate(n, t.get("samples_per_s"), None)["achieved_flops"] or 0.0 for t, n in targets)
     for prec in sorted(wanted, key=list(DTYPES).index):
         try:
             timer = importlib.import_module(f"impls.{cell.framework}.peak").matmul_timer
             peaks[DTYPES[prec]] = lookup_peak(cell.framework, cell.device, DTYPES[prec], out.get("versions", {}),
                                               out.get("device_name"), timer,
-                                              at_least=max(rates) if prec == precision and max(rates) > 0 else None)
+                                              at_least=achieved if prec == precision and achieved > 0 else None)
         except Exception as exc:  # noqa: BLE001 - the cell's own results must survive a failed microbenchmark
             peaks[DTYPES[prec]] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
             warn(f"{prec} matmul peak not measured ({peaks[DTYPES[prec]]['error']})")
@@ -187,7 +188,6 @@ def annotate(out: dict[str, Any], cell: Any) -> None:
         peak, source = nominal_used, (f"nominal {nominal['device']} {precision}" if nominal_used else None)
     out.update(flops_per_sample=flops["train"], peak_flops=peak, peak_source=source, peaks=peaks,
                nominal_peak_flops=nominal_used)
-    targets = [(out, flops["train"]), *[(ph, flops["phases"][ph["name"]]) for ph in out.get("phases", [])]]
     for target, per_sample in targets:
         target["flops_per_sample"] = per_sample
         target.update(_rate(per_sample, target.get("samples_per_s"), peak))

@@ -49,6 +49,11 @@ BAD_RUN_ARGS = [
 
 @pytest.mark.parametrize("args,message", BAD_RUN_ARGS, ids=[" ".join(a) for a, _ in BAD_RUN_ARGS])
 def test_bad_run_input_is_one_clear_line_and_exit_2(args, message, capsys, tmp_path):
+    assert_bad_run(args, message, capsys, tmp_path)
+
+
+def assert_bad_run(args: list[str], message: str, capsys, tmp_path: Path) -> None:
+    """`bench run ARGS` exits 2 with one line containing `message`, no traceback, and writes nothing."""
     out = tmp_path / "out"
     assert main(["run", *args, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()

@@ -2,8 +2,7 @@
 import pytest
 
 from bench import records
-from bench.cli import main
-from tests.cli.test_cli import bench
+from tests.cli.test_cli import assert_bad_run, bench
 from tests.conftest import has
 
 BAD = [(["--mode", "fast"], "--mode: unknown mode 'fast'; choose from default, eager, compiled"),
@@ -14,11 +13,7 @@ BAD = [(["--mode", "fast"], "--mode: unknown mode 'fast'; choose from default, e
 
 @pytest.mark.parametrize("args,message", BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_mode_or_precision_is_one_line_and_exit_2(args, message, capsys, tmp_path):
-    out = tmp_path / "out"
-    assert main(["run", *args, "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
-    assert not out.exists()
+    assert_bad_run(args, message, capsys, tmp_path)
 
 
 @pytest.mark.skipif(not has("torch"), reason="torch is not installed")
