@@ -61,10 +61,11 @@ def framework_labels(records: Iterable[Any]) -> list[str]:
 
 
 def summary(records: Iterable[Any]) -> str:
-    """One line for a report: which mode and precision each framework ran, and GPU autotuning."""
+    """One line for a report: which mode and precision each framework ran, GPU autotuning, how batches were drawn."""
     per: dict[str, set[str]] = defaultdict(set)
     ran: set[tuple[str, str]] = set()
     tune: set[str] = set()
+    inputs: set[str] = set()  # how batches were drawn (bench/loop.py), the same for every framework
     recs = list(records)
     for r in recs:
         per[r.framework].add(variant(r))
@@ -72,10 +73,13 @@ def summary(records: Iterable[Any]) -> str:
             ran.add((r.framework, variant(r)))
         if r.device != "cpu" and (r.settings or {}).get("autotune"):
             tune.add(f"{r.framework}: {r.settings['autotune']}")
+        if (r.settings or {}).get("input"):
+            inputs.add(f"{r.device}: {r.settings['input']}")
     modes = "; ".join(f"{fw} " + " | ".join(v + ("" if (fw, v) in ran else " (did not run)") for v in sorted(vs))
                       for fw, vs in per.items())
     line = f"- Modes and precision: {modes} (fp32 means TF32 off on GPU; bf16 is mixed precision with fp32 weights, logits and loss)"
-    return line + (f"; GPU autotuning on: {'; '.join(sorted(tune))}" if tune else "")
+    line += f"; GPU autotuning on: {'; '.join(sorted(tune))}" if tune else ""
+    return line + (f"; input: {'; '.join(sorted(inputs))}" if inputs else "")
 
 
 def label(framework: str, device: str, mode: str | None, precision: str) -> str:

@@ -115,14 +115,27 @@ PROFILES: dict[str, Profile] = {
 @dataclass(frozen=True)
 class Measurement:
     """Steady-state step timing: `warmup_steps` steps (the first included) are not timed as steady;
-    then windows of `window_steps` steps, each timed with one sync at its end (bench/timing.py)."""
+    then windows of `window_steps` steps, each timed with one sync at its end (bench/timing.py).
+    On GPU a background thread draws `prefetch_batches` batches ahead of training (bench/loop.py)."""
 
     warmup_steps: int
     window_steps: int
+    prefetch_batches: int = 2  # 1 hides the draw behind one step; 2 also absorbs a slow draw now and then
+
+    def prefetch(self, device: str) -> int:
+        """Batches drawn ahead on `device`; 0: drawn in the training thread, between steps.
+
+        On CPU the framework's threads already fill every core the worker may use, so a drawing
+        thread only takes cores from them (measured on 2 cores: no gain, 1-3 % slower); on GPU the
+        host waits on the device while the next batch could be drawn.
+        """
+        return self.prefetch_batches if device == "gpu" else 0
 
     def __post_init__(self) -> None:
         if self.warmup_steps < 1 or self.window_steps < 1:
             raise ValueError("warmup_steps and window_steps must be >= 1 (step 1 is always warm-up)")
+        if self.prefetch_batches < 1:
+            raise ValueError("prefetch_batches must be >= 1")
 
 
 # MNIST: step 1 compiles (XLA, tf.function tracing) and step 2 can still hit first-use costs

@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from bench import data, efficiency, images, measure, timing
+from bench import data, efficiency, images, loop, measure, timing
 from bench.imagefolder import Photos
 from bench.vision import TransferTaskSpec
 
@@ -72,7 +72,7 @@ def run_transfer(cell: Any, out: dict[str, Any], notify: Callable[..., None]) ->
         raise ValueError(f"{len(train)} training photos is less than one batch of {task.batch_size}")
     w = weights.load(Path(cell.weights_path), task)
     adapter.build(task, w, cell.device, cell.seed, mode=cell.mode, precision=cell.precision)
-    out["settings"] = adapter.settings()
+    out["settings"] = {**adapter.settings(), "input": loop.input_setting(task.measurement.prefetch(cell.device))}
     out.update(
         param_count=adapter.param_count(), n_train=len(train), n_val=0, n_test=len(test), eval_split="val",
         data_source=source, data_fingerprint=fingerprint(train, test), data_skipped=train.skipped + test.skipped,
@@ -92,15 +92,10 @@ def run_transfer(cell: Any, out: dict[str, Any], notify: Callable[..., None]) ->
         windows = timing.StepWindows(task.measurement, adapter.sync)  # per phase: phase 2 compiles anew
         times: list[float] = []
         for e in range(cell.epochs):
-            losses = []
-            start = measure.clock()
-            windows.begin_epoch(start)
             # Each phase continues the shared order stream: phase 2 does not replay phase 1's epochs.
-            for x, y in train_batches(train, task, cell.seed, p * cell.epochs + e):
-                losses.append(adapter.train_step(x, y))
-                windows.after_step()
-            adapter.sync()
-            times.append(measure.clock() - start)  # validation below: outside the time, inside the TTA clock
+            batches = train_batches(train, task, cell.seed, p * cell.epochs + e)
+            elapsed, losses = loop.train_epoch(adapter, batches, windows, task.measurement.prefetch(cell.device))
+            times.append(elapsed)  # validation below: outside the time, inside the TTA clock
             t = measure.clock()
             val_loss, val_acc = evaluate(adapter, test, task)
             row = {"phase": phase.name, "epoch": len(all_times) + len(times), "time_s": times[-1],

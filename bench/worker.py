@@ -70,7 +70,7 @@ def evaluate(adapter: Any, split: Any, batch_size: int) -> tuple[float, float]:
 
 def run_train(cell: Cell, out: dict[str, Any], notify: Callable[..., None] = emit) -> None:
     """Train one cell, filling `out` as it goes (what was measured survives a later failure)."""
-    from bench import data, efficiency, measure, timing, weights
+    from bench import data, efficiency, loop, measure, timing, weights
     from bench.adapter import load_adapter
     from bench.spec import PROFILES, TASKS
     from bench.vision import TransferTaskSpec
@@ -87,7 +87,7 @@ def run_train(cell: Cell, out: dict[str, Any], notify: Callable[..., None] = emi
     td = data.load_task_data(task, cell.dataset, profile, Path(cell.data_root))
     w = weights.load(Path(cell.weights_path), task)
     adapter.build(task, w, cell.device, cell.seed, mode=cell.mode, precision=cell.precision)
-    out["settings"] = adapter.settings()
+    out["settings"] = {**adapter.settings(), "input": loop.input_setting(task.measurement.prefetch(cell.device))}
     out.update(
         param_count=adapter.param_count(), n_train=len(td.train), n_val=len(td.val) if td.val else 0,
         n_test=len(td.test), data_source=td.source, data_fingerprint=td.fingerprint,
@@ -103,14 +103,9 @@ def run_train(cell: Cell, out: dict[str, Any], notify: Callable[..., None] = emi
     notify("start", epochs=cell.epochs, steps=steps)
     tta.start()  # after model build and the RSS reset, before the first batch is drawn; never paused
     for epoch in range(cell.epochs):
-        losses = []
-        start = measure.clock()
-        windows.begin_epoch(start)
-        for x, y in data.train_batches(td.train, cell.seed, epoch, task.batch_size):
-            losses.append(adapter.train_step(x, y))  # device scalars: no host sync per step
-            windows.after_step()  # syncs only after step 1, at warm-up end and every M steps
-        adapter.sync()
-        elapsed = measure.clock() - start  # evaluation below is outside train_time_s, inside the TTA clock
+        batches = data.train_batches(td.train, cell.seed, epoch, task.batch_size)
+        # Evaluation below is outside train_time_s, inside the TTA clock.
+        elapsed, losses = loop.train_epoch(adapter, batches, windows, task.measurement.prefetch(cell.device))
         epoch_times.append(elapsed)
         row: dict[str, Any] = {"epoch": epoch + 1, "time_s": elapsed,
                                "train_loss": sum(float(v) for v in losses) / len(losses)}

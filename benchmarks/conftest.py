@@ -14,10 +14,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="device the adapters are built on (default cpu; gpu: skipped where a framework sees none)")
     parser.addoption("--bench-threads", type=int, default=None, metavar="N",
                      help="CPU threads for every framework, set as bench run --threads does (default: all cores)")
+    parser.addoption("--overhead-budget", type=float, default=cases.OVERHEAD_BUDGET_S, metavar="S",
+                     help="seconds of timed epochs per harness-overhead case: more rounds, a narrower CI "
+                          f"(default {cases.OVERHEAD_BUDGET_S:g})")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     cases.DEVICE = config.getoption("--bench-device")
+    cases.OVERHEAD_BUDGET_S = config.getoption("--overhead-budget")
+    if cases.OVERHEAD_BUDGET_S <= 0:
+        raise pytest.UsageError("--overhead-budget must be > 0 seconds")
     # As the runner does for workers, before any framework is imported (frameworks load lazily
     # inside the benchmarks): quiet logs, Keras on TF, and on CPU no GPU initialisation at all.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -163,14 +163,14 @@ class Adapter(mnist.Adapter):
     def train_step(self, x: np.ndarray, y: np.ndarray) -> jax.Array:
         if self._step is None:
             raise RuntimeError("call set_phase() before train_step()")
-        self.states, loss = self._step(self.states, jax.device_put(x, self.device), jax.device_put(y, self.device))
+        self.states, loss = self._step(self.states, x, y)  # NumPy in: see impls/jax/adapter.py train_step
         return loss
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self._pred(self.states[0], jax.device_put(x, self.device)), dtype=np.float32)
+        return np.asarray(self._pred(self.states[0], x), dtype=np.float32)
 
     def predict_imagenet(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self._pred_imagenet(self.states[0], jax.device_put(x, self.device)), dtype=np.float32)
+        return np.asarray(self._pred_imagenet(self.states[0], x), dtype=np.float32)
 
     def get_weights(self) -> dict[str, np.ndarray]:
         flat = nnx.to_flat_state(nnx.state(nnx.merge(self._gdef, self.states[0]), (nnx.Param, nnx.BatchStat)))

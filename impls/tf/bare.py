@@ -1,20 +1,25 @@
 """A bare TensorFlow loop over an adapter's own tf.function step: the harness-overhead baseline."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import tensorflow as tf
 
 
 def prepare(adapter: Any, batches: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[tf.Tensor, tf.Tensor]]:
-    """The batches as tensors on the adapter's device, once, before any timing."""
+    """The batches as tensors on the adapter's device, once, before any timing (the ideal loop's input)."""
+    return [feed(adapter, x, y) for x, y in batches]
+
+
+def feed(adapter: Any, x: np.ndarray, y: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
+    """One NumPy batch as tensors on the adapter's device, as a hand-written loop does."""
     label_dtype = tf.float32 if hasattr(adapter, "set_phase") else None  # the transfer loss takes float labels
     with tf.device(adapter.tf_device):
-        return [(tf.constant(x), tf.constant(y, label_dtype)) for x, y in batches]
+        return tf.constant(x), tf.constant(y, label_dtype)
 
 
-def train(adapter: Any, prepared: list[tuple[tf.Tensor, tf.Tensor]]) -> tf.Tensor:
+def train(adapter: Any, prepared: Iterable[tuple[Any, Any]]) -> tf.Tensor:
     """The step function called per batch under one device scope; returns the last loss, synced."""
     step = adapter._step
     with tf.device(adapter.tf_device):

@@ -1,7 +1,7 @@
 """A bare hand-written PyTorch loop over an adapter's own model and optimizer: the harness-overhead baseline."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -9,14 +9,18 @@ import torch.nn.functional as F
 
 
 def prepare(adapter: Any, batches: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The batches as tensors on the adapter's device, once, before any timing (NHWC -> NCHW view)."""
-    transfer = hasattr(adapter, "set_phase")
-    label_dtype = torch.float32 if transfer else torch.long
-    return [(torch.from_numpy(x).to(adapter.device).permute(0, 3, 1, 2),
-             torch.from_numpy(y).to(adapter.device, label_dtype)) for x, y in batches]
+    """The batches as tensors on the adapter's device, once, before any timing (the ideal loop's input)."""
+    return [feed(adapter, x, y) for x, y in batches]
 
 
-def train(adapter: Any, prepared: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+def feed(adapter: Any, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """One NumPy batch as tensors on the adapter's device (NHWC -> NCHW view), as a hand-written loop does."""
+    label_dtype = torch.float32 if hasattr(adapter, "set_phase") else torch.long  # the transfer loss takes floats
+    return (torch.from_numpy(x).to(adapter.device).permute(0, 3, 1, 2),
+            torch.from_numpy(y).to(adapter.device, label_dtype))
+
+
+def train(adapter: Any, prepared: Iterable[tuple[Any, Any]]) -> torch.Tensor:
     """One pass of forward, loss, backward, step as a user would write it; returns the last loss, synced."""
     # adapter.forward is the model itself, or its torch.compile wrapper in --mode compiled.
     model, forward, opt = adapter.model, getattr(adapter, "forward", adapter.model), adapter.opt

@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from bench import loop
 from bench.spec import PROFILES, TASKS
 from tests.cli.test_cli import bench
 from tests.conftest import has
@@ -23,6 +24,7 @@ def test_smoke_run_records_first_and_steady_steps_tta_and_training_memory(tmp_pa
     assert r["first_step_s"] > r["steady_step_s"] > 0  # step 1 includes XLA's compilation
     assert r["steady_step_iqr_s"] >= 0
     assert r["train_time_s"] == pytest.approx(sum(h["time_s"] for h in r["history"]))
+    assert r["settings"]["input"] == loop.input_setting(0)  # on CPU: drawn in the training thread
     # Time to accuracy agrees with the per-epoch test accuracies (smoke rarely reaches 98 %: either way).
     accs = [h["test_accuracy"] for h in r["history"]]
     assert len(accs) == r["epochs"] and r["test_accuracy"] == accs[-1]

@@ -4,13 +4,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from bench import weights
+from bench import data, weights
 from bench.adapter import DeviceUnavailable, load_adapter
 from bench.reference import ReferenceOptimizer, mlp_loss_and_grads
 from bench.spec import TASKS, param_count
 from bench.worker import Cell, run_train
 from tests.conftest import FW_PARAMS
-from tests.frameworks.helpers import batches, smooth
+from tests.frameworks.helpers import batches, smoke_data, smooth, without_dropout
 
 TASK_NAMES = ["mnist_mlp", "mnist_cnn"]
 
@@ -91,3 +91,27 @@ def test_smoke_training_on_real_digits_ends_far_above_chance(fw, task_name, tmp_
     assert out["param_count"] == param_count(TASKS[task_name])
     if task_name == "mnist_cnn":
         assert "val_accuracy" in out["history"][0]
+
+
+@pytest.mark.parametrize("fw", FW_PARAMS)
+def test_a_prefetched_epoch_trains_exactly_as_an_inline_one(fw):
+    # The GPU input path (bench/loop.py: batches drawn on a background thread) with the real
+    # framework on CPU: the same batches in the same order give the same losses and weights.
+    from bench import loop
+    from bench.timing import StepWindows
+
+    task = without_dropout(TASKS["mnist_mlp"])
+    td = smoke_data()
+    w = weights.init_weights(task, 2)
+    results = []
+    for prefetch in (0, 2):
+        adapter = load_adapter(fw)
+        adapter.build(task, w, "cpu", 0)
+        windows = StepWindows(task.measurement, adapter.sync)
+        _, losses = loop.train_epoch(adapter, data.train_batches(td.train, 0, 0, task.batch_size), windows, prefetch)
+        results.append(([float(v) for v in losses], adapter.get_weights()))
+    (inline, w_inline), (ahead, w_ahead) = results
+    assert len(inline) == len(td.train) // task.batch_size and inline[-1] < inline[0]
+    np.testing.assert_allclose(ahead, inline, rtol=1e-6)
+    for k in w_inline:
+        np.testing.assert_allclose(w_ahead[k], w_inline[k], rtol=1e-5, atol=1e-7)

@@ -40,6 +40,7 @@ def test_one_case_runs_end_to_end():
     out = proc.stdout
     assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
     assert re.search(r"\b3 passed\b", out), out[-2000:]
-    row = r"^torch\s+mnist_mlp\s+[\d,.]+\s+[\d,.]+\s+[+-]\d+\.\d\d%\s+[+-]\d+\.\d\d%\s+1$"  # one round
+    pct = r"[+-]\d+\.\d\d"
+    row = rf"^torch\s+mnist_mlp\s+[\d,.]+\s+[\d,.]+\s+{pct}%\s+\[{pct}, {pct}\] %\s+{pct}%\s+1$"  # one round
     assert re.search(row, out, re.M), out[-2000:]
     assert "these figures are not measurements" in out  # one round under --benchmark-disable, and it says so

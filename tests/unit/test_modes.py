@@ -74,6 +74,10 @@ def test_report_labels_rows_when_a_framework_ran_in_several_modes():
     _, rows = report.table_rows(plain)
     assert [r[1] for r in rows] == ["torch", "jax"]
     assert "- Modes and precision: torch eager, fp32; jax compiled, fp32" in report.markdown_report(plain)
+    drawn = [rec(settings={"input": "batches drawn in the training thread, between steps"}),
+             rec(framework="jax", device="gpu", settings={"input": "batches drawn 2 ahead of training on a background thread"})]
+    assert ("; input: cpu: batches drawn in the training thread, between steps; "
+            "gpu: batches drawn 2 ahead of training on a background thread") in report.markdown_report(drawn)
     mixed = plain + [rec(mode="compiled", precision="bf16", train_time_s=4.0)]
     _, rows = report.table_rows(mixed)
     assert [r[1] for r in rows] == ["torch (compiled, bf16)", "torch (eager, fp32)", "jax"]

@@ -1,0 +1,131 @@
+"""The epoch loop's prefetcher: same batches in the same order, drawn ahead on another thread, errors in place."""
+import itertools
+import threading
+import time
+
+import pytest
+
+from bench import loop
+from bench.spec import Measurement
+from bench.timing import StepWindows
+
+
+class Source:
+    """Counts what was drawn from it, on which thread; optionally raises at item `fail_at`."""
+
+    def __init__(self, n: int | None, fail_at: int | None = None, draw_s: float = 0.0):
+        self.n, self.fail_at, self.draw_s = n, fail_at, draw_s
+        self.drawn = 0
+        self.threads: set[int] = set()
+
+    def __iter__(self):
+        for i in itertools.count() if self.n is None else range(self.n):
+            if i == self.fail_at:
+                raise KeyError(f"item {i} is damaged")
+            time.sleep(self.draw_s)
+            self.threads.add(threading.get_ident())
+            self.drawn += 1
+            yield (i, -i)
+
+
+def wait_for(cond, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_yields_every_item_in_order_drawn_on_another_thread():
+    src = Source(50)
+    with loop.Prefetcher(src, 2) as p:
+        assert list(p) == [(i, -i) for i in range(50)]
+        assert next(p, "done") == "done"  # exhausted stays exhausted, without blocking
+    assert src.threads and threading.get_ident() not in src.threads
+
+
+@pytest.mark.parametrize("depth", [1, 2, 4])
+def test_runs_ahead_by_depth_and_no_further(depth):
+    src = Source(None)  # endless: only the queue bound stops the producer
+    with loop.Prefetcher(src, depth) as p:
+        assert next(p) == (0, 0)
+        # Queue full with `depth` items, and one more drawn, waiting to be put.
+        wait_for(lambda: src.drawn == 1 + depth + 1)
+        time.sleep(0.1)
+        assert src.drawn == 1 + depth + 1
+        assert next(p) == (1, -1)
+        wait_for(lambda: src.drawn == 2 + depth + 1)
+
+
+def test_an_error_in_the_source_is_raised_at_its_position():
+    p = loop.Prefetcher(Source(10, fail_at=3), 2)
+    got = []
+    with pytest.raises(KeyError, match="item 3 is damaged"):
+        for item in p:
+            got.append(item)
+    assert got == [(0, 0), (1, -1), (2, -2)]
+    with pytest.raises(KeyError):  # asked again: the same error, not a hang
+        next(p)
+    p.close()
+
+
+def test_close_stops_the_producer_when_the_consumer_stops_early():
+    src = Source(None)
+    p = loop.Prefetcher(src, 2)
+    next(p)
+    p.close()
+    assert not p._thread.is_alive()
+    drawn = src.drawn
+    time.sleep(0.1)
+    assert src.drawn == drawn
+
+
+def test_depth_must_be_positive():
+    with pytest.raises(ValueError, match="prefetch depth"):
+        loop.Prefetcher([], 0)
+    with pytest.raises(ValueError, match="prefetch_batches"):
+        Measurement(2, 5, prefetch_batches=0)
+
+
+class RecordingAdapter:
+    """Takes the steps the loop gives it (no framework): checks the loop, not a model."""
+
+    def __init__(self, step_s: float):
+        self.step_s, self.seen, self.syncs = step_s, [], 0
+
+    def train_step(self, x, y):
+        time.sleep(self.step_s)
+        self.seen.append((x, y))
+        return float(x)
+
+    def sync(self):
+        self.syncs += 1
+
+
+def test_train_epoch_feeds_every_batch_and_overlaps_drawing_with_steps():
+    # 20 batches, each taking 30 ms to draw and 30 ms to train: serial would be 1.2 s; drawn ahead, ~0.63 s.
+    adapter = RecordingAdapter(0.03)
+    windows = StepWindows(Measurement(2, 5), adapter.sync)
+    elapsed, losses = loop.train_epoch(adapter, Source(20, draw_s=0.03), windows, prefetch=2)
+    assert adapter.seen == [(i, -i) for i in range(20)] and losses == list(range(20))
+    # Window syncs: after step 1, at warm-up end (step 2), after steps 7, 12, 17; then the epoch's own.
+    assert adapter.syncs == 6
+    assert 0.6 <= elapsed < 0.95
+
+
+def test_train_epoch_raises_the_sources_error_and_leaves_no_thread():
+    adapter = RecordingAdapter(0.0)
+    before = threading.active_count()
+    with pytest.raises(KeyError):
+        loop.train_epoch(adapter, Source(10, fail_at=4), StepWindows(Measurement(2, 5), adapter.sync), prefetch=2)
+    assert len(adapter.seen) == 4
+    assert threading.active_count() == before
+
+
+def test_the_spec_draws_ahead_on_gpu_only_and_the_record_says_how():
+    from bench.spec import TASKS
+
+    for task in TASKS.values():
+        assert task.measurement.prefetch("cpu") == 0
+        assert task.measurement.prefetch("gpu") == task.measurement.prefetch_batches >= 1
+    assert "training thread" in loop.input_setting(0)
+    assert "2 ahead" in loop.input_setting(2) and "background thread" in loop.input_setting(2)
