@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.spec import TaskSpec, flops_per_sample as _mnist_flops
+from bench.shapes import flops_per_sample as _mnist_flops
+from bench.spec import TaskSpec
 from bench.vision import BACKBONES, BackboneSpec, TransferTaskSpec, conv_bns, is_trainable, spatial_sizes
 
 # Counting convention (as in the MFU literature): 2 FLOPs per multiply-add of conv and dense layers;

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.errors import BenchError
-from bench.spec import TaskSpec, param_shapes
+from bench.shapes import param_shapes
+from bench.spec import TaskSpec
 from bench.vision import BACKBONES, TransferTaskSpec, head_shapes, transfer_shapes
 
 AnyTask = TaskSpec | TransferTaskSpec

@@ -65,10 +65,16 @@ def test_harness_overhead(benchmark, fw: str, case: Case) -> None:
         last.append(float(loss))
 
     def run_bare_arms() -> None:
-        # The hand-written loop a user would write: the same sampler's batches, converted as they come.
-        timed("bare", lambda: bare.train(adapter, (bare.feed(adapter, x, y) for x, y in batches())))
-        # The ideal: batches drawn and converted before the clock (what drawing them costs, shown apart).
-        timed("ideal", lambda: bare.train(adapter, prepared))
+        arms = [
+            # The hand-written loop a user would write: the same sampler's batches, converted as they come.
+            ("bare", lambda: bare.train(adapter, (bare.feed(adapter, x, y) for x, y in batches()))),
+            # The ideal: batches drawn and converted before the clock (what drawing them costs, shown apart).
+            ("ideal", lambda: bare.train(adapter, prepared)),
+        ]
+        # Alternate the order (B I A, I B A, ...): what ran just before an arm (caches, allocator) is
+        # then not always the same arm, so it cannot bias one ratio.
+        for arm, run in arms[:: 1 if len(seconds["bare"]) % 2 == 0 else -1]:
+            timed(arm, run)
 
     def run_harness() -> float:
         # The worker's own epoch (bench/loop.py): train_step, step-window hook, one sync; on GPU a prefetching thread.
@@ -78,7 +84,7 @@ def test_harness_overhead(benchmark, fw: str, case: Case) -> None:
         return float(losses[-1])
 
     benchmark.group = "harness epoch (overhead)"
-    # pedantic calls setup (the two bare epochs) before every timed harness epoch: B I A B I A ...,
+    # pedantic calls setup (the two bare epochs) before every timed harness epoch: B I A I B A ...,
     # so slow drift of the machine hits all arms alike; each ratio pairs arms of the same round.
     loss = benchmark.pedantic(run_harness, setup=run_bare_arms, rounds=rounds, warmup_rounds=1)
     assert math.isfinite(loss) and all(map(math.isfinite, last))

@@ -7,7 +7,8 @@ import optax
 from flax import nnx
 
 from bench.adapter import unsupported
-from bench.spec import Adam, Conv2D, Dense, Dropout, Flatten, MaxPool2D, RMSprop, TaskSpec, layer_shapes
+from bench.shapes import layer_shapes
+from bench.spec import Adam, Conv2D, Dense, Dropout, Flatten, MaxPool2D, RMSprop, TaskSpec
 from impls.jax import optim
 
 _ACTIVATIONS = {None: None, "relu": jax.nn.relu}

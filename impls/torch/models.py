@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.adapter import unsupported
-from bench.spec import Conv2D, Dense, Dropout, Flatten, MaxPool2D, TaskSpec, flatten_input_shape, layer_shapes
+from bench.shapes import flatten_input_shape, layer_shapes
+from bench.spec import Conv2D, Dense, Dropout, Flatten, MaxPool2D, TaskSpec
 
 _ACTIVATIONS = {None: None, "relu": F.relu}
 

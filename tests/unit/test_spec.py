@@ -1,8 +1,8 @@
 """The spec pins shapes, parameter counts, FLOPs and the hash that makes records comparable."""
 import dataclasses
 
-from bench.spec import (PROFILES, TASKS, Adam, flatten_input_shape, flops_per_sample, layer_shapes, param_count,
-                        param_shapes, resolve_epochs, spec_hash)
+from bench.shapes import flatten_input_shape, flops_per_sample, layer_shapes, param_shapes
+from bench.spec import PROFILES, TASKS, Adam, param_count, resolve_epochs, spec_hash
 
 
 def test_parameter_counts_match_the_keras_examples():

@@ -6,7 +6,8 @@ import pytest
 
 from bench import weights
 from bench.errors import BenchError
-from bench.spec import TASKS, param_shapes
+from bench.shapes import param_shapes
+from bench.spec import TASKS
 
 
 def test_same_seed_same_weights_other_seed_other_weights():
