@@ -134,10 +134,12 @@ def overhead_table() -> list[str]:
                      f"{r['bare_samples_per_s']:>14,.1f} {r['overhead_pct']:>+8.2f}% "
                      f"{f'[{lo:+.2f}, {hi:+.2f}] %':>17} {r['overhead_vs_ideal_pct']:>+8.2f}% {r['rounds']:>6}")
     worst = max(OVERHEAD_ROWS, key=lambda r: r["overhead_pct"])
-    verdict = "met" if worst["overhead_pct"] <= OVERHEAD_TARGET_PCT else "NOT met"
     above = [f"{r['framework']}-{r['task']}" for r in OVERHEAD_ROWS if r["overhead_ci_pct"][0] > OVERHEAD_TARGET_PCT]
-    lines.append(f"target <= {OVERHEAD_TARGET_PCT:g} % overhead: {verdict} (worst median {worst['overhead_pct']:+.2f} %, "
-                 f"{worst['framework']}-{worst['task']}); CI wholly above the target: {', '.join(above) or 'none'}")
+    # Three answers, not two: a median just over the target with a CI reaching below it is noise, not a miss.
+    verdict = ("met" if worst["overhead_pct"] <= OVERHEAD_TARGET_PCT else
+               "NOT met" if above else "not shown (a median above it, every CI reaching below it)")
+    lines.append(f"target <= {OVERHEAD_TARGET_PCT:g} % overhead: {verdict}; worst median {worst['overhead_pct']:+.2f} % "
+                 f"({worst['framework']}-{worst['task']}); CI wholly above the target: {', '.join(above) or 'none'}")
     lines.append("overhead = median over rounds of harness epoch / bare epoch - 1 (bare: a hand-written loop over the "
                  "same sampler's batches, converting each); vs ideal: against the bare loop over batches drawn and "
                  "converted before the clock")
