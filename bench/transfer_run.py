@@ -72,7 +72,8 @@ def run_transfer(cell: Any, out: dict[str, Any], notify: Callable[..., None]) ->
         raise ValueError(f"{len(train)} training photos is less than one batch of {task.batch_size}")
     w = weights.load(Path(cell.weights_path), task)
     adapter.build(task, w, cell.device, cell.seed, mode=cell.mode, precision=cell.precision)
-    out["settings"] = {**adapter.settings(), "input": loop.input_setting(task.measurement.prefetch(cell.device))}
+    prefetch = task.measurement.prefetch(cell.device)  # batches drawn ahead: on GPU only (bench/spec.py)
+    out["settings"] = {**adapter.settings(), "input": loop.input_setting(prefetch)}
     out.update(
         param_count=adapter.param_count(), n_train=len(train), n_val=0, n_test=len(test), eval_split="val",
         data_source=source, data_fingerprint=fingerprint(train, test), data_skipped=train.skipped + test.skipped,
@@ -94,7 +95,7 @@ def run_transfer(cell: Any, out: dict[str, Any], notify: Callable[..., None]) ->
         for e in range(cell.epochs):
             # Each phase continues the shared order stream: phase 2 does not replay phase 1's epochs.
             batches = train_batches(train, task, cell.seed, p * cell.epochs + e)
-            elapsed, losses = loop.train_epoch(adapter, batches, windows, task.measurement.prefetch(cell.device))
+            elapsed, losses = loop.train_epoch(adapter, batches, windows, prefetch)
             times.append(elapsed)  # validation below: outside the time, inside the TTA clock
             t = measure.clock()
             val_loss, val_acc = evaluate(adapter, test, task)

@@ -87,7 +87,8 @@ def run_train(cell: Cell, out: dict[str, Any], notify: Callable[..., None] = emi
     td = data.load_task_data(task, cell.dataset, profile, Path(cell.data_root))
     w = weights.load(Path(cell.weights_path), task)
     adapter.build(task, w, cell.device, cell.seed, mode=cell.mode, precision=cell.precision)
-    out["settings"] = {**adapter.settings(), "input": loop.input_setting(task.measurement.prefetch(cell.device))}
+    prefetch = task.measurement.prefetch(cell.device)  # batches drawn ahead: on GPU only (bench/spec.py)
+    out["settings"] = {**adapter.settings(), "input": loop.input_setting(prefetch)}
     out.update(
         param_count=adapter.param_count(), n_train=len(td.train), n_val=len(td.val) if td.val else 0,
         n_test=len(td.test), data_source=td.source, data_fingerprint=td.fingerprint,
@@ -105,7 +106,7 @@ def run_train(cell: Cell, out: dict[str, Any], notify: Callable[..., None] = emi
     for epoch in range(cell.epochs):
         batches = data.train_batches(td.train, cell.seed, epoch, task.batch_size)
         # Evaluation below is outside train_time_s, inside the TTA clock.
-        elapsed, losses = loop.train_epoch(adapter, batches, windows, task.measurement.prefetch(cell.device))
+        elapsed, losses = loop.train_epoch(adapter, batches, windows, prefetch)
         epoch_times.append(elapsed)
         row: dict[str, Any] = {"epoch": epoch + 1, "time_s": elapsed,
                                "train_loss": sum(float(v) for v in losses) / len(losses)}
