@@ -21,7 +21,10 @@ from bench import envinfo
 PEAK_SIZES: dict[str, tuple[int, ...]] = {"cpu": (512, 1024, 2048), "gpu": (8192,)}
 PEAK_REPEATS = 5
 MIN_REPEAT_S = 0.05
-CACHE_VERSION = 1  # bump when the method changes: older measurements are then ignored
+# A larger size is skipped when one product of it would take longer than this at the rate already
+# measured: bf16 on a CPU without bf16 units runs at ~1 GFLOP/s, where n=2048 takes ~20 s a product.
+MAX_PRODUCT_S = 0.5
+CACHE_VERSION = 2  # bump when the method changes: older measurements are then ignored
 DTYPES = {"fp32": "float32", "bf16": "bfloat16"}  # a cell's precision -> the matmul dtype timed for it
 
 Timer = Callable[[int, str, str], Callable[[int], float]]  # (n, dtype, device) -> (count -> seconds)
@@ -73,16 +76,23 @@ def fingerprint(framework: str, versions: dict[str, str], device: str, device_na
 
 
 def measure(timer: Timer, device: str, dtype: str, sizes: tuple[int, ...]) -> dict[str, Any]:
-    """The best size's best and median FLOP/s over the repeats (2 n^3 FLOPs per product)."""
+    """The best size's best and median FLOP/s over the repeats (2 n^3 FLOPs per product).
+
+    Sizes are tried in increasing order; one whose single product would exceed MAX_PRODUCT_S at the
+    best rate so far is skipped, with all larger ones ("sizes" lists those measured)."""
     best: dict[str, Any] = {}
-    for n in sizes:
+    measured: list[int] = []
+    for n in sorted(sizes):
+        if best and 2 * n**3 / best["flops"] > MAX_PRODUCT_S:
+            break
+        measured.append(n)
         run = timer(n, dtype, device)
         run(1)  # warm-up: compilation, allocation, library autotuning
         count = max(1, math.ceil(MIN_REPEAT_S / max(run(1), 1e-6)))
         rates = [2 * n**3 * count / run(count) for _ in range(PEAK_REPEATS)]
         if not best or max(rates) > best["flops"]:
             best = {"flops": max(rates), "median_flops": statistics.median(rates), "n": n, "count": count}
-    return best
+    return {**best, "sizes": measured}
 
 
 def _valid(entry: Any) -> bool:

@@ -5,13 +5,13 @@ framework (the frameworks are tested in tests/frameworks and end to end in tests
 the step and evaluation times and the accuracy per epoch known, so the bookkeeping can be checked.
 """
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bench import data, measure, runner, weights, worker
+from bench.flops import task_flops
 from bench.spec import PROFILES, TASKS, Measurement
 from bench.timing import StepWindows, TimeToAccuracy
 
@@ -87,16 +87,25 @@ def test_time_to_accuracy_stops_at_the_first_evaluation_reaching_the_target():
     assert TimeToAccuracy(None, clock).summary()["tta_target"] is None
 
 
-STEP_S, COMPILE_S, EVAL_S = 0.004, 0.15, 0.2
+# Dyadic durations: every sum and mean below is exact in float64, so the derived fields are checked
+# with ==, and a formula that is off by anything (samples/s from the first epoch, a median that
+# includes it, a missing evaluation in the time to accuracy) fails.
+COMPILE, EVAL, PEAK = 0.25, 0.5, 2.0**40
+STEP = (2.0**-8, 2.0**-7, 2.0**-8)  # seconds per step in epochs 1, 2, 3 of each phase (epoch 2 is slower)
+ACCURACY = (0.7, 0.9, 1.0)  # test accuracy after epochs 1, 2, 3 (the MNIST target 0.98 is reached at 3)
 
 
-class FakeAdapter:
-    """Deterministic stand-in for the worker loop: known step and evaluation times, and a test
-    accuracy of 0.5 + 0.2 x epoch (70, 90, 100 %), made by answering the true label that often."""
+class ClockedAdapter:
+    """The adapter contract with known costs on a fake clock: step 1 takes COMPILE, the steps of
+    epoch e of a phase STEP[e], every predict() EVAL; after epoch e the model answers ACCURACY[e] of
+    the evaluation split right. It stands in for no framework: it makes the expected numbers known."""
 
-    def __init__(self, test_labels: np.ndarray, steps_per_epoch: int):
-        self.labels, self.per_epoch = test_labels, steps_per_epoch
+    def __init__(self, clock: FakeClock, steps_per_epoch: int, epochs_per_phase: int, labels: dict[int, np.ndarray],
+                 classes: int):
+        self.clock, self.per_epoch, self.per_phase = clock, steps_per_epoch, epochs_per_phase
+        self.labels, self.classes = labels, classes  # eval batch size -> true labels of that split
         self.steps = self.syncs = 0
+        self.phase = -1
 
     def versions(self):
         return {"fake": "1"}
@@ -107,6 +116,12 @@ class FakeAdapter:
     def settings(self):
         return {}
 
+    def set_phase(self, index):
+        self.phase = index
+
+    def trainable_count(self):
+        return 1 + self.phase
+
     def param_count(self):
         return 0
 
@@ -116,52 +131,139 @@ class FakeAdapter:
     def device_peak_bytes(self):
         return None
 
+    def _epoch(self) -> int:
+        return (self.steps - 1) // self.per_epoch  # 0-based, counted over phases
+
     def train_step(self, x, y):
         self.steps += 1
-        time.sleep(COMPILE_S if self.steps == 1 else STEP_S)
+        self.clock.now += COMPILE if self.steps == 1 else STEP[self._epoch() % self.per_phase]
         return 0.5
 
     def sync(self):
         self.syncs += 1
 
     def predict(self, x):
-        time.sleep(EVAL_S)
-        epoch = self.steps // self.per_epoch
-        labels = np.pad(self.labels, (0, len(x) - len(self.labels)))  # the evaluation batch is zero-padded
-        right = int(round(min(1.0, 0.5 + 0.2 * epoch) * len(self.labels)))
-        answer = np.where(np.arange(len(x)) < right, labels, (labels + 1) % 10)
-        return np.eye(10, dtype=np.float32)[answer]
+        self.clock.now += EVAL
+        y = self.labels[len(x)]
+        right = int(round(ACCURACY[self._epoch() % self.per_phase] * len(y)))
+        answer = np.where(np.arange(len(x)) < right, np.pad(y, (0, len(x) - len(y))), -1)
+        if self.classes == 1:  # one logit: positive means class 1, so a wrong answer is the other sign
+            return np.where(answer == -1, 1 - 2 * np.pad(y, (0, len(x) - len(y))), 2 * answer - 1)[:, None].astype(np.float32)
+        return np.eye(self.classes, dtype=np.float32)[np.where(answer == -1, (np.pad(y, (0, len(x) - len(y))) + 1) % 10, answer)]
 
 
-@pytest.mark.parametrize("epochs,reached", [(3, 3), (2, None)])
-def test_worker_loop_windows_tta_with_eval_time_and_train_time_without(tmp_path, monkeypatch, epochs, reached):
-    task = TASKS["mnist_mlp"]
+def fake_peak_timer(n, dtype, device):
+    return lambda count: 2 * n**3 * count / PEAK  # every size runs at exactly PEAK FLOP/s
+
+
+def run_fake(monkeypatch, tmp_path, task_name: str, epochs: int, data_root: Path, labels, classes: int):
+    import types
+
+    clock = FakeClock()
+    monkeypatch.setattr("bench.measure.clock", clock)
+    monkeypatch.setitem(sys.modules, "impls.torch.peak", types.SimpleNamespace(matmul_timer=fake_peak_timer))
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    task = TASKS[task_name]
+    holder = {}
+
+    def load(fw, kind="adapter"):
+        holder["a"] = ClockedAdapter(clock, holder["steps"], epochs, labels, classes)
+        return holder["a"]
+
+    monkeypatch.setattr("bench.adapter.load_adapter", load)
+    wpath, _ = weights.materialize(task, 0, tmp_path / "w", data_root)
+    cell = worker.Cell(task=task_name, framework="torch", device="cpu", profile="smoke", dataset=task.datasets[0],
+                       seed=0, epochs=epochs, data_root=str(data_root), weights_path=str(wpath))
+    return cell, holder, clock
+
+
+def expected_phase(steps: int, batch: int, first_phase: bool) -> dict:
+    """What the worker must derive from the known step costs of one phase of three epochs."""
+    epochs = [(COMPILE + (steps - 1) * STEP[0]) if first_phase else steps * STEP[0], steps * STEP[1], steps * STEP[2]]
+    return {"epoch_times_s": epochs, "first_epoch_s": epochs[0], "steady_epoch_s": (epochs[1] + epochs[2]) / 2,
+            "samples_per_s": steps * batch / ((epochs[1] + epochs[2]) / 2), "time_s": sum(epochs)}
+
+
+def expected_windows(steps: int, m: Measurement, first_phase: bool) -> dict:
+    """Step windows of one phase: after K warm-up steps, full windows of M steps inside each epoch."""
+    per_step = []
+    for e in range(3):
+        start = m.warmup_steps if e == 0 else 0  # steps done before the first window of this epoch
+        per_step += [STEP[e]] * ((steps - start) // m.window_steps)
+    first = COMPILE if first_phase else STEP[0]
+    q1, q3 = np.percentile(per_step, [25, 75])  # numpy's linear method: an implementation apart from the worker's
+    return {"first_step_s": first, "steady_step_s": float(np.median(per_step)), "steady_step_iqr_s": float(q3 - q1),
+            "steady_step_cv": float(np.std(per_step, ddof=1) / np.mean(per_step)), "step_windows": len(per_step)}
+
+
+@pytest.mark.parametrize("task_name", ["mnist_mlp", "mnist_cnn"])
+def test_every_derived_time_of_a_cell_is_exact_on_a_fake_clock(tmp_path, monkeypatch, task_name):
+    task = TASKS[task_name]
     td = data.load_task_data(task, "mnist", PROFILES["smoke"], tmp_path)  # the bundled digits: offline
     steps = len(td.train) // task.batch_size
-    assert steps == 12 and len(td.test) <= task.eval_batch_size  # one evaluation batch per epoch
-    fake = FakeAdapter(td.test.y, steps)
-    monkeypatch.setattr("bench.adapter.load_adapter", lambda fw, kind="adapter": fake)
-    # The MFU hook would import a framework for its matmul peak: not this test's subject (tested with it).
-    monkeypatch.setattr("bench.efficiency.annotate", lambda out, cell: None)
-    wpath, _ = weights.materialize(task, 0, tmp_path / "w", tmp_path)
-    cell = worker.Cell(task="mnist_mlp", framework="torch", device="cpu", profile="smoke", dataset="mnist", seed=0,
-                       epochs=epochs, data_root=str(tmp_path), weights_path=str(wpath))
+    labels = {task.eval_batch_size: td.test.y}
+    if td.val is not None:
+        assert len(td.val) != len(td.test)  # the fake tells the splits apart by their size
+        labels[len(td.val)] = td.val.y
+    cell, holder, clock = run_fake(monkeypatch, tmp_path, task_name, 3, tmp_path, labels, 10)
+    holder["steps"] = steps
     out, events = {}, []
     worker.run_train(cell, out, lambda ev, **kw: events.append(ev))
-    assert [round(h["test_accuracy"], 2) for h in out["history"]] == [0.7, 0.9, 1.0][:epochs]
-    assert out["step_windows"] == 2 * epochs  # K 2, M 5, 12 steps: 3-7 and 8-12, then 1-5 and 6-10 per epoch
-    assert fake.syncs == 2 + out["step_windows"] + epochs  # step 1, warm-up end, windows, epoch ends
-    assert out["first_step_s"] >= COMPILE_S > out["steady_step_s"] >= STEP_S
-    # Evaluation (EVAL_S per epoch) is outside train_time_s ...
-    assert out["train_time_s"] == pytest.approx(sum(h["time_s"] for h in out["history"]))
-    assert out["train_time_s"] < COMPILE_S + 2 * epochs * steps * STEP_S + EVAL_S
-    assert out["eval_time_s"] >= EVAL_S and out["test_accuracy"] == out["history"][-1]["test_accuracy"]
-    assert out["tta_target"] == 0.98 and out["tta_reached_epoch"] == reached
-    if reached is None:
-        assert out["time_to_accuracy_s"] is None
-    else:  # ... and inside the time to accuracy, which never pauses
-        assert out["time_to_accuracy_s"] >= out["train_time_s"] + reached * EVAL_S
+    want = expected_phase(steps, task.batch_size, True)
+    evals = 1 + (td.val is not None)  # evaluations per epoch: test, and val where the task holds one out
+    assert out["epoch_times_s"] == want["epoch_times_s"] and [h["time_s"] for h in out["history"]] == want["epoch_times_s"]
+    assert out["train_time_s"] == want["time_s"]
+    for k in ("first_epoch_s", "steady_epoch_s", "samples_per_s"):
+        assert out[k] == want[k], k
+    windows = expected_windows(steps, task.measurement, True)
+    assert {k: out[k] for k in windows} == pytest.approx(windows, rel=1e-12)
+    assert [h["test_accuracy"] for h in out["history"]] == [round(a * len(td.test)) / len(td.test) for a in ACCURACY]
+    assert all(h["test_time_s"] == EVAL for h in out["history"]) and out["eval_time_s"] == EVAL
+    if td.val is not None:
+        assert all(h["val_time_s"] == EVAL for h in out["history"])
+    # Time to accuracy: training and every evaluation up to the first one at the target (epoch 3).
+    assert out["tta_reached_epoch"] == 3 and out["time_to_accuracy_s"] == want["time_s"] + 3 * evals * EVAL
+    # Efficiency: the spec's FLOPs per sample x samples/s, over the (fake, exactly known) matmul peak.
+    assert out["flops_per_sample"] == task_flops(task)["train"]
+    assert out["achieved_flops"] == out["flops_per_sample"] * want["samples_per_s"]
+    assert out["peak_flops"] == PEAK and out["mfu"] == out["achieved_flops"] / PEAK
+    assert out["test_accuracy"] == out["history"][-1]["test_accuracy"] and "phases" not in out
     assert events[0] == "rss_reset" and "start" in events
+    assert holder["a"].syncs == 2 + out["step_windows"] + 3  # step 1, warm-up end, each window, each epoch end
+
+
+def test_both_phases_of_a_transfer_cell_are_exact_on_a_fake_clock(tmp_path, monkeypatch):
+    from tests.unit.test_images import make_folder
+
+    task = TASKS["cats_vs_dogs"]
+    make_folder(tmp_path / "data", n=32)  # the smoke limits: 64 training photos (2 steps of 32), 50 validation
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    val_y = np.array([0, 1] * 25, np.int32)  # val photos interleaved by class (cat = 0), 50 of 64
+    cell, holder, clock = run_fake(monkeypatch, tmp_path, "cats_vs_dogs", 3, tmp_path / "data",
+                                   {task.eval_batch_size: val_y}, 1)
+    holder["steps"] = steps = 64 // task.batch_size
+    out = {}
+    worker.run_train(cell, out, lambda ev, **kw: None)
+    flops = task_flops(task)
+    assert [p["name"] for p in out["phases"]] == [ph.name for ph in task.phases]
+    for i, ph in enumerate(out["phases"]):
+        want = {**expected_phase(steps, task.batch_size, i == 0), **expected_windows(steps, task.measurement, i == 0)}
+        assert ph["time_s"] == want["time_s"] and ph["trainable_params"] == 1 + i
+        for k in ("first_epoch_s", "steady_epoch_s", "samples_per_s", "first_step_s", "steady_step_s", "step_windows"):
+            assert ph[k] == want[k], (i, k)
+        assert ph["steady_step_iqr_s"] == pytest.approx(want["steady_step_iqr_s"], rel=1e-12, abs=1e-15)
+        assert ph["val_accuracy"] == ACCURACY[2] and ph["eval_time_s"] == EVAL
+        assert ph["achieved_flops"] == flops["phases"][ph["name"]] * want["samples_per_s"]
+        assert ph["mfu"] == ph["achieved_flops"] / PEAK
+    first = out["phases"][0]
+    # The record's own columns are the first phase's; the time is both phases'; the accuracy the last epoch's.
+    for k in ("first_epoch_s", "steady_epoch_s", "samples_per_s", "first_step_s", "steady_step_s", "achieved_flops", "mfu"):
+        assert out[k] == first[k], k
+    assert out["train_time_s"] == first["time_s"] + out["phases"][1]["time_s"]
+    assert out["epoch_times_s"] == [h["time_s"] for h in out["history"]] and len(out["history"]) == 6
+    assert out["test_accuracy"] == ACCURACY[2] and out["eval_split"] == "val"
+    # The target (95 %) is first reached after the third epoch of phase 1: its training and 3 evaluations.
+    assert out["tta_reached_epoch"] == 3 and out["time_to_accuracy_s"] == first["time_s"] + 3 * EVAL
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux /proc/self/clear_refs needed")
