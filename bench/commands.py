@@ -197,7 +197,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return _report_history(args, paths)
     if not args.paths:
         raise UsageError("report: give RESULTS (records files or run folders), or --history")
-    recs, probs = records.collect(args.paths)
+    recs, probs = records.collect(args.paths, latest_per_file=True)  # as `bench run --resume` shows them
     probs += report.spec_mismatches(recs)
     for p in probs:
         err_console.print(f"[yellow]warning:[/] {p}", highlight=False)

@@ -192,8 +192,12 @@ def read_file(path: Path) -> tuple[list[Record], list[str]]:
     return records, problems
 
 
-def collect(paths: Iterable[Path]) -> tuple[list[Record], list[str]]:
-    """Records from files and folders (every records.jsonl below a folder)."""
+def collect(paths: Iterable[Path], latest_per_file: bool = False) -> tuple[list[Record], list[str]]:
+    """Records from files and folders (every records.jsonl below a folder).
+
+    latest_per_file: within each file keep only the latest record of a cell (a resumed run's retried
+    cell replaces its failure); records of the same cell in different files all stay.
+    """
     records: list[Record] = []
     problems: list[str] = []
     for p in paths:
@@ -207,7 +211,7 @@ def collect(paths: Iterable[Path]) -> tuple[list[Record], list[str]]:
             raise RecordError(f"{p}: no such file or folder")
         for f in files:
             recs, probs = read_file(f)
-            records += recs
+            records += latest(recs) if latest_per_file else recs
             problems += probs
     return records, problems
 

@@ -11,7 +11,7 @@ from bench import export, records
 from bench.errors import UsageError
 from tests.conftest import ROOT
 
-FIXTURE = ROOT / "tests" / "data" / "smoke_3fw_2tasks_repeats2.jsonl"
+FIXTURE = ROOT / "tests" / "data" / "smoke_3fw_3tasks_repeats2.jsonl"
 
 
 @pytest.fixture(scope="module")
