@@ -62,7 +62,7 @@ def plan(cfg: RunConfig, kind: str = "train") -> list[Cell]:
                         dataset=cfg.dataset or task.datasets[0], seed=seed,
                         epochs=resolve_epochs(task, PROFILES[cfg.profile], cfg.epochs),
                         data_root=str(cfg.data_root.resolve()),
-                        weights_path=str((cfg.out / "weights" / weights.file_name(task, seed)).resolve()),
+                        weights_path=str((cfg.out / "weights" / weights.file_name(task, seed, kind == "logits")).resolve()),
                         threads=cfg.threads, kind=kind, run_id=cfg.run_id, repeat=repeat,
                         mode=modes.resolve_mode(fw, device, cfg.mode), precision=cfg.precision,
                     ))
@@ -70,9 +70,9 @@ def plan(cfg: RunConfig, kind: str = "train") -> list[Cell]:
 
 
 def write_weights(cells: list[Cell], cfg: RunConfig) -> None:
-    """Each (task, seed)'s initial weights, once, at the path its cells name."""
-    for task_name, seed in dict.fromkeys((c.task, c.seed) for c in cells):
-        weights.materialize(TASKS[task_name], seed, cfg.out / "weights", cfg.data_root)
+    """Each (task, seed)'s initial weights, once, at the path its cells name (logits cells: `bench verify`'s)."""
+    for task_name, seed, kind in dict.fromkeys((c.task, c.seed, c.kind) for c in cells):
+        weights.materialize(TASKS[task_name], seed, cfg.out / "weights", cfg.data_root, verification=kind == "logits")
 
 
 def worker_env(cell: Cell, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -83,6 +83,7 @@ def worker_env(cell: Cell, base: dict[str, str] | None = None) -> dict[str, str]
         "PYTHONPATH": os.pathsep.join(filter(None, [str(envinfo.ROOT), env.get("PYTHONPATH")])),
         "PYTHONUNBUFFERED": "1",
         "BENCH_THREADS": n,
+        "BENCH_RUNNER_PID": str(os.getpid()),  # the worker dies with this process (bench/worker.py)
         # Same CPU thread budget for every framework (oneDNN/OpenMP, MKL, TF's pools).
         "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
         "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": n,

@@ -61,6 +61,30 @@ def init_weights(task: AnyTask, seed: int, data_root: Path | None = None) -> dic
     return out
 
 
+# A separate stream for the perturbation below, apart from the init and data-order streams.
+_VERIFY_STREAM = 0xB1A5
+
+
+def for_verification(weights: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    """The weights with every constant bias and BatchNorm tensor made varied: fresh biases (all 0),
+    fresh BatchNorm scale, mean and variance (1, 0, 1). From constants, a framework that dropped a
+    bias or a statistic would still agree with the others; verification must not start there.
+
+    Biases and means get N(0, 0.1) noise, scales and variances a factor exp(N(0, 0.1)); kernels and
+    pretrained tensors (already varied) stay exactly as they are.
+    """
+    rng = np.random.default_rng((seed, _VERIFY_STREAM))
+    out = dict(weights)
+    for name in sorted(weights):
+        value = weights[name]
+        if np.ptp(value) > 0 or not name.endswith((".bias", ".mean", ".scale", ".var")):
+            continue
+        noise = rng.normal(0.0, 0.1, value.shape)
+        scaled = name.endswith((".scale", ".var"))  # must stay positive
+        out[name] = (value * np.exp(noise) if scaled else value + noise).astype(np.float32)
+    return out
+
+
 def digest(weights: dict[str, np.ndarray]) -> str:
     """sha256 over names, shapes and bytes: equal digests mean equal starting points."""
     h = hashlib.sha256()
@@ -94,14 +118,18 @@ def load(path: Path, task: AnyTask) -> dict[str, np.ndarray]:
     return weights
 
 
-def file_name(task: AnyTask, seed: int) -> str:
-    return f"{task.name}-seed{seed}.npz"
+def file_name(task: AnyTask, seed: int, verification: bool = False) -> str:
+    return f"{task.name}-seed{seed}{'-verify' if verification else ''}.npz"
 
 
-def materialize(task: AnyTask, seed: int, folder: Path, data_root: Path | None = None) -> tuple[Path, str]:
-    """Write the (task, seed) initial weights under folder once; return the path and digest."""
+def materialize(task: AnyTask, seed: int, folder: Path, data_root: Path | None = None,
+                verification: bool = False) -> tuple[Path, str]:
+    """Write the (task, seed) initial weights under folder once (for `bench verify`: with
+    for_verification's varied biases); return the path and digest."""
     weights = init_weights(task, seed, data_root)
-    path = folder / file_name(task, seed)
+    if verification:
+        weights = for_verification(weights, seed)
+    path = folder / file_name(task, seed, verification)
     if not path.exists() or digest(load(path, task)) != digest(weights):
         save(weights, path)
     return path, digest(weights)

@@ -53,7 +53,7 @@ def test_smoke_profile_runs_in_every_framework_on_the_same_photos(tmp_path):
         assert all(0 < p["mfu"] <= 1 for p in r["phases"]) and r["mfu"] == r["phases"][0]["mfu"]
         assert r["phases"][0]["flops_per_sample"] < r["phases"][1]["flops_per_sample"]
         assert r["phases"][0]["trainable_params"] < r["phases"][1]["trainable_params"] < r["param_count"]
-        assert 0.0 <= r["test_accuracy"] <= 1.0
+        assert r["test_accuracy"] * r["n_test"] == round(r["test_accuracy"] * r["n_test"])  # a share of 60 photos
         # 48 photos / 32 = 1 step per phase: the first step is timed, no steady window fits (None, not faked).
         assert all(p["first_step_s"] > 0 and p["step_windows"] == 0 and p["steady_step_s"] is None for p in r["phases"])
         # Validation after every epoch of both phases; time to accuracy agrees with it.
@@ -64,6 +64,11 @@ def test_smoke_profile_runs_in_every_framework_on_the_same_photos(tmp_path):
         # The broken files are skipped and named, and the cell still runs on the rest.
         skipped = " ".join(r["data_skipped"])
         assert "cat.broken.jpg" in skipped and "notes.txt" in skipped
+    # Same weights, photos and steps, only the dropout masks differ: the three end close together
+    # (measured: validation loss 0.7116-0.7140, accuracy 50 % in all three after one step per phase).
+    losses = sorted(r["test_loss"] for r in recs.values())
+    accs = sorted(r["test_accuracy"] for r in recs.values())
+    assert losses[-1] - losses[0] < 0.02 and accs[-1] - accs[0] <= 0.1, (losses, accs)
     # Fairness: one weights file and one set of decoded pixels for all three.
     assert len({r["weights_digest"] for r in recs.values()}) == 1
     assert len({r["data_fingerprint"] for r in recs.values()}) == 1

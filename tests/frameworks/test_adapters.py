@@ -38,9 +38,14 @@ def _train_reference(task, w, steps, variant):
     return params
 
 
-# Max |w - reference| after 4 steps, measured 3e-8 (RMSprop) and 6e-6..9e-6 (Adam: g / (|g| + eps)
-# magnifies float32 rounding of near-zero gradients); the frameworks' default rules land at 1e-2 / 2e-3.
+# Max |w - reference| after 4 steps, measured 3e-8..6e-8 (RMSprop) and 9e-6..1.5e-5 (Adam: g / (|g| + eps)
+# turns float32 rounding of near-zero gradients into whole steps), so the max cannot see a systematic
+# step-length error of a few 1e-6. The mean relative error of the step over the weights that moved
+# more than lr (~400 k) can: measured |mean| <= 9.8e-8 in all three; optax.adam's float32 bias
+# correction gives -5.8e-6 and Keras-style float32 powers of beta in TF gave -6.3e-7 (both fail).
+# The frameworks' default rules land at 1e-2 / 2e-3 from the reference.
 TOLERANCE = {"rmsprop": 1e-6, "adam": 3e-5}
+STEP_LENGTH_TOLERANCE = 5e-7
 
 
 @pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])
@@ -61,13 +66,18 @@ def test_optimizer_follows_the_spec_rule_not_the_framework_default(fw, optimizer
     def max_diff(ref):
         return max(float(np.abs(got[k] - ref[k]).max()) for k in ref)
 
-    spec_diff = max_diff(_train_reference(task, w, steps, "spec"))
+    spec = _train_reference(task, w, steps, "spec")
+    spec_diff = max_diff(spec)
     other = "keras_adam" if optimizer == "adam" else "torch_rmsprop"
     default_diff = max_diff(_train_reference(task, w, steps, other))
     tol = TOLERANCE[optimizer]
     assert spec_diff < tol, f"{fw} drifts {spec_diff:.2e} from the spec's {optimizer} rule"
     # The framework-default rule lands far outside the tolerance, so the check above can fail.
     assert default_diff > 10 * tol
+    moved = [(got[k].astype(np.float64) - w[k], spec[k] - w[k]) for k in spec]
+    errors = np.concatenate([d_fw[np.abs(d_ref) > 1e-3] / d_ref[np.abs(d_ref) > 1e-3] - 1 for d_fw, d_ref in moved])
+    assert errors.size > 100_000 and abs(errors.mean()) < STEP_LENGTH_TOLERANCE, \
+        f"{fw}: steps are {errors.mean():+.2e} longer than the spec's {optimizer} rule on average"
 
 
 @pytest.mark.parametrize("fw", FW_PARAMS)
@@ -85,7 +95,8 @@ def test_smoke_training_on_real_digits_ends_far_above_chance(fw, task_name, tmp_
                 data_root=str(tmp_path), weights_path=str(path))
     out: dict = {}
     run_train(cell, out, notify=lambda *a, **k: None)
-    assert out["test_accuracy"] > 0.6, out["test_accuracy"]  # chance is 0.10
+    # Measured with seed 0: MLP 77.3-79.5 %, CNN 73.7-74.4 % over the three frameworks (chance: 10 %).
+    assert out["test_accuracy"] > {"mnist_mlp": 0.74, "mnist_cnn": 0.70}[task_name], out["test_accuracy"]
     assert len(out["history"]) == 2 and out["history"][1]["train_loss"] < out["history"][0]["train_loss"]
     assert out["steady_epoch_s"] > 0 and out["train_time_s"] == pytest.approx(sum(out["epoch_times_s"]))
     assert out["param_count"] == param_count(TASKS[task_name])

@@ -17,6 +17,10 @@ pytestmark = [pytest.mark.parity,
               pytest.mark.skipif(len(AVAILABLE) < 2, reason="parity needs at least two frameworks installed")]
 
 TASK = CATS_VS_DOGS
+# About 10x the measurements (max over pairs): logits 9.5e-6 through 60+ layers; 3 steps per phase,
+# |Δ loss| 2.4e-7 and |update difference| / |update| 1.2e-5 (phase 0), 6.9e-5 (phase 1).
+LOGIT_TOLERANCE = 1e-4
+STEP_TOLERANCE = {"loss": 3e-6, "update": 1e-3}
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +32,7 @@ def photos() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def w() -> dict[str, np.ndarray]:
-    return weights.init_weights(TASK, 0)
+    return weights.for_verification(weights.init_weights(TASK, 0), 0)  # the new head's bias is not 0
 
 
 def test_same_imagenet_logits_and_top5_on_real_photos(w, photos):
@@ -38,9 +42,11 @@ def test_same_imagenet_logits_and_top5_on_real_photos(w, photos):
         a.build(TASK, w, "cpu", 0)
         logits[fw] = a.predict_imagenet(photos).astype(np.float64)
         head[fw] = a.predict(photos).astype(np.float64)
-    for a, b in itertools.combinations(AVAILABLE, 2):
-        assert np.abs(logits[a] - logits[b]).max() <= TASK.verify_tolerance, (a, b)
-        assert np.abs(head[a] - head[b]).max() <= TASK.verify_tolerance, (a, b)
+    pairs = list(itertools.combinations(AVAILABLE, 2))
+    gap = max(float(np.abs(v[a] - v[b]).max()) for a, b in pairs for v in (logits, head))
+    print(f"cats_vs_dogs: max |Δ logit| {gap:.1e} (ImageNet classifier and new head)")
+    assert gap <= LOGIT_TOLERANCE
+    for a, b in pairs:
         for i in range(len(photos)):
             assert set(np.argsort(-logits[a][i])[:5]) == set(np.argsort(-logits[b][i])[:5]), (a, b, i)
     # Identical but meaningless logits would pass the comparison: the cat must be a cat class.
@@ -66,13 +72,16 @@ def test_training_steps_agree_in_each_phase(w, photos, phase):
     ref = AVAILABLE[0]
     moved = {k for k in w if not np.array_equal(final[ref][k], w[k])}
     assert "top.kernel" in moved and (phase == 0) == (len(moved) == 2), sorted(moved)[:5]
+    loss_gap = update_gap = 0.0
     for a, b in itertools.combinations(AVAILABLE, 2):
         assert {k for k in w if not np.array_equal(final[b][k], w[k])} == moved, (a, b)
-        assert np.allclose(losses[a], losses[b], rtol=0, atol=1e-4), (a, b, losses[a], losses[b])
+        loss_gap = max(loss_gap, float(np.abs(np.subtract(losses[a], losses[b])).max()))
         for k in moved:
             # Compare the updates as a whole: Adam divides by |g|, so a single weight whose gradient
             # is ~0 (a ReLU6 kink; its sign set by float32 rounding) can differ by up to 2 * lr
             # per step, while a wrong rule, frozen set or BatchNorm mode changes every update.
             upd = final[a][k].astype(np.float64) - w[k]
-            diff = final[a][k].astype(np.float64) - final[b][k]
-            assert np.linalg.norm(diff) <= 0.01 * np.linalg.norm(upd), (a, b, k, np.linalg.norm(diff) / np.linalg.norm(upd))
+            update_gap = max(update_gap, float(np.linalg.norm(final[a][k].astype(np.float64) - final[b][k])
+                                               / np.linalg.norm(upd)))
+    print(f"cats_vs_dogs phase {phase}, 3 steps: max |Δ loss| {loss_gap:.1e}, max update gap {update_gap:.1e}")
+    assert loss_gap <= STEP_TOLERANCE["loss"] and update_gap <= STEP_TOLERANCE["update"]
