@@ -10,15 +10,28 @@ from pathlib import Path
 
 import pytest
 
-# Set before any framework import (as the runner does for workers): CPU only, quiet, Keras on TF.
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Every test runs on CPU, by construction: GPUs are hidden before any framework import (as the runner
+# does for CPU workers), so no test can depend on whether the machine has one. The `gpu` tests
+# start their workers with the visibility the user had (GPU_ENV).
+GPU_ENV = {k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "JAX_PLATFORMS")}
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
+os.environ["JAX_PLATFORMS"] = "cpu"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("BENCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # apt-get install dataset-fashion-mnist
 PACKAGES = {"tf": ("tensorflow", "keras"), "torch": ("torch",), "jax": ("jax", "flax", "optax")}
+# CI sets this (.ci/run): a test that would skip because data, weights or the browser are missing fails.
+REQUIRE_DATA = os.environ.get("BENCH_REQUIRE_DATA") == "1"
+
+
+def missing(reason: str) -> None:
+    """Skip for a missing input; with BENCH_REQUIRE_DATA=1 (CI) fail instead, so nothing is silently left out."""
+    if REQUIRE_DATA:
+        pytest.fail(f"{reason} (BENCH_REQUIRE_DATA=1: this run must have it)", pytrace=False)
+    pytest.skip(reason)
 
 
 def has(fw: str) -> bool:
@@ -33,19 +46,25 @@ FW_PARAMS = [pytest.param(fw, marks=[needs(fw), getattr(pytest.mark, fw)]) for f
 
 
 @pytest.fixture
-def shared_mnist() -> Path:
-    folder = SHARED_DATA / "mnist"
-    if not (folder / "train-images-idx3-ubyte.gz").exists():
-        pytest.skip(f"development copy of full MNIST not found at {folder}")
-    return folder
+def real_idx() -> tuple[str, Path]:
+    """(dataset, folder) of a full real IDX dataset: the development copy of MNIST, else the
+    Fashion-MNIST files of Debian's dataset-fashion-mnist (what .ci/run installs)."""
+    for name, folder in (("mnist", SHARED_DATA / "mnist"), ("fashion_mnist", DEBIAN_FASHION_MNIST)):
+        if (folder / "train-images-idx3-ubyte.gz").exists():
+            return name, folder
+    missing(f"no full IDX dataset: neither {SHARED_DATA / 'mnist'} nor {DEBIAN_FASHION_MNIST} "
+            "(apt-get install dataset-fashion-mnist)")
+    raise AssertionError  # unreachable: missing() skips or fails
 
 
 @pytest.fixture
-def data_root_with_mnist(tmp_path: Path, shared_mnist: Path) -> Path:
+def data_root_with_idx(tmp_path: Path, real_idx: tuple[str, Path]) -> tuple[str, Path]:
+    """(dataset, data root) with the real IDX dataset linked in under its own name."""
+    name, folder = real_idx
     root = tmp_path / "data"
     root.mkdir()
-    (root / "mnist").symlink_to(shared_mnist)
-    return root
+    (root / name).symlink_to(folder)
+    return name, root
 
 
 class _Server:

@@ -129,3 +129,38 @@ def test_the_spec_draws_ahead_on_gpu_only_and_the_record_says_how():
         assert task.measurement.prefetch("gpu") == task.measurement.prefetch_batches >= 1
     assert "training thread" in loop.input_setting(0)
     assert "2 ahead" in loop.input_setting(2) and "background thread" in loop.input_setting(2)
+
+
+class AsyncDevice:
+    """A fake device stream: each step queues `work_s` of work on one worker thread and returns at once
+    (as CUDA and JAX dispatch do); sync() blocks until the queue is drained."""
+
+    def __init__(self, work_s: float):
+        self.work_s, self.pending = work_s, []
+        self.lock = threading.Lock()
+
+    def train_step(self, x, y):
+        with self.lock:
+            prev = self.pending[-1] if self.pending else None
+            t = threading.Thread(target=lambda: (prev.join() if prev else None, time.sleep(self.work_s)))
+            t.start()
+            self.pending.append(t)
+        return 0.0
+
+    def sync(self):
+        for t in list(self.pending):
+            t.join()
+
+
+def test_the_epoch_clock_includes_work_that_finishes_only_at_sync():
+    # 6 steps of 0.1 s queued work each: the epoch's time must hold all 0.6 s, although every
+    # train_step returned at once. An adapter whose sync() does not wait would time the dispatch alone.
+    dev = AsyncDevice(0.1)
+    windows = StepWindows(Measurement(warmup_steps=10, window_steps=1), dev.sync)  # no window sync inside
+    elapsed, losses = loop.train_epoch(dev, [(i, i) for i in range(6)], windows, 0)
+    assert len(losses) == 6 and elapsed >= 0.6
+    dev.pending.clear()
+    no_wait = type("NoWait", (), {"train_step": dev.train_step, "sync": lambda self: None})()
+    quick, _ = loop.train_epoch(no_wait, [(i, i) for i in range(6)], StepWindows(Measurement(10, 1), lambda: None), 0)
+    assert quick < 0.3  # the check above can fail: without the sync's wait the clock misses the work
+    dev.sync()
