@@ -1,4 +1,5 @@
 """The neutral loader: IDX validation, content-hash verification, downloads from a real local server."""
+import dataclasses
 import gzip
 import hashlib
 import struct
@@ -89,13 +90,15 @@ def test_a_truncated_or_stalled_download_is_one_clear_error_and_nothing_is_kept(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_real_mnist_downloads_through_a_mirror_and_verifies(tmp_path, server, shared_mnist, monkeypatch):
-    files = {f"/mnist/{p.name}": p.read_bytes() for p in shared_mnist.glob("*.gz")}
+def test_real_idx_files_download_through_a_mirror_and_verify(tmp_path, server, real_idx, monkeypatch):
+    name, folder = real_idx
+    files = {f"/{name}/{p.name}": p.read_bytes() for p in folder.glob("*.gz")}
     srv = server(files)
-    monkeypatch.setenv("BENCH_MIRRORS", srv.url + "/mnist")
-    x, y = data.load_idx_split(DATASETS["mnist"], "test", tmp_path)
+    monkeypatch.setenv("BENCH_MIRRORS", srv.url + "/" + name)
+    ds = dataclasses.replace(DATASETS[name], system_dirs=())  # nothing found locally: it must download
+    x, y = data.load_idx_split(ds, "test", tmp_path)
     assert x.shape == (10000, 28, 28, 1) and y.shape == (10000,) and set(np.unique(y)) == set(range(10))
-    assert (tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz").exists()
+    assert (tmp_path / name / "t10k-images-idx3-ubyte.gz").exists()
 
 
 def test_epoch_order_is_seeded_per_epoch_and_batches_are_full():
@@ -127,10 +130,11 @@ def test_smoke_profile_is_real_balanced_offline_mnist(tmp_path):
     assert again.fingerprint == td.fingerprint
 
 
-def test_full_mnist_split_holds_out_the_last_tenth(data_root_with_mnist):
-    td = data.load_task_data(TASKS["mnist_cnn"], "mnist", PROFILES["quick"], data_root_with_mnist)
+def test_a_full_idx_split_holds_out_the_last_tenth(data_root_with_idx):
+    name, root = data_root_with_idx
+    td = data.load_task_data(TASKS["mnist_cnn"], name, PROFILES["quick"], root)
     assert (len(td.train), len(td.val), len(td.test)) == (54000, 6000, 10000)
-    mlp = data.load_task_data(TASKS["mnist_mlp"], "mnist", PROFILES["quick"], data_root_with_mnist)
+    mlp = data.load_task_data(TASKS["mnist_mlp"], name, PROFILES["quick"], root)
     assert mlp.val is None and len(mlp.train) == 60000
     assert (mlp.train.x[-6000:] == td.val.x).all()
 

@@ -12,7 +12,7 @@ from bench import pretrained, weights
 from bench.errors import DataError
 from bench.torchfile import PickleRefused, load_state_dict
 from bench.vision import BACKBONES, CATS_VS_DOGS, backbone_shapes, model_param_counts, same_padding, spatial_sizes
-from tests.conftest import needs
+from tests.conftest import missing, needs
 
 BB = BACKBONES["efficientnet_lite0"]
 
@@ -21,7 +21,7 @@ def real_weights_file():
     try:
         return pretrained.locate(BB)
     except DataError as exc:
-        pytest.skip(str(exc))
+        missing(str(exc))
 
 
 def test_efficientnet_lite0_shape_and_parameter_counts_are_pinned():
