@@ -201,10 +201,48 @@ def write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+PARENT_ENV = "BENCH_RUNNER_PID"  # set by the runner: the process whose death ends this worker
+
+
+def die_with_runner() -> None:
+    """End this worker when the runner dies, so a killed `bench run` leaves no orphan training on.
+
+    A direct child asks the kernel for SIGKILL at the runner's death (Linux PR_SET_PDEATHSIG). Started
+    through a wrapper script (--python), or after the runner already died, its parent is not the
+    runner: a daemon thread then checks once a second that the runner still exists.
+    """
+    import ctypes
+    import signal
+    import threading
+
+    runner = int(os.environ.get(PARENT_ENV) or 0)
+    if not runner:
+        return
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() == runner:
+            return
+    threading.Thread(target=_watch, args=(runner,), name="bench-runner-watch", daemon=True).start()
+
+
+def _watch(pid: int) -> None:
+    import time
+
+    while True:
+        try:
+            os.kill(pid, 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:
+            pass  # it exists (under another user): keep watching
+        time.sleep(1.0)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: python -m bench.worker CELL.json RESULT.json", file=sys.stderr)
         return 2
+    die_with_runner()
     cell = Cell(**json.loads(Path(argv[0]).read_text()))
     if cell.threads:
         # JAX has no thread-count flag: pinning the process to N cores is what bounds it.

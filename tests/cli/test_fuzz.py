@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench import cli, commands
+from tests.conftest import has
 
 SCRATCH = Path(tempfile.mkdtemp(prefix="bench-fuzz-"))
 (SCRATCH / "a-file").write_text("not a folder")
@@ -99,3 +100,42 @@ def test_random_record_files(cli_sandbox, capsys, tmp_path, lines):
     path.write_text("\n".join(lines))
     _call(["report", str(path), "--output", str(tmp_path / "report.md")], capsys)
     _call(["compare", str(path), str(path), "--format", "md"], capsys)
+
+
+# Real runs (workers and all, nothing stubbed) with random options around one small cell: whatever the
+# options, the run ends in 0/1/2 without a traceback, and every cell it ran is in its records file.
+# Mostly valid options (so most examples really train), a few that must be refused or fail a cell.
+RUN_OPTIONS = [("--repeats", "2"), ("--same-seed",), ("--seed", "7"), ("--threads", "1"), ("--mode", "eager"),
+               ("--mode", "compiled"), ("--precision", "bf16"), ("--device", "gpu"), ("--device", "cpu,gpu"),
+               ("--history",), ("--timeout", "0.5"), ("--dataset", "fashion_mnist"), ("--profile", "quick"),
+               ("--epochs", "abc"), ("--repeats", "0")]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not has("torch"), reason="needs torch")
+@settings(max_examples=5, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(options=st.lists(st.sampled_from(RUN_OPTIONS), max_size=3))
+def test_random_options_on_a_real_run(tmp_path_factory, monkeypatch, capsys, options):
+    extra = [word for option in options for word in option]
+    monkeypatch.setenv("BENCH_OFFLINE", "1")
+    monkeypatch.setenv("BENCH_DATA", str(SCRATCH / "data"))
+    monkeypatch.setenv("BENCH_CACHE", str(SCRATCH / "cache"))
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))  # --history's default folder lands here
+    out = tmp_path_factory.mktemp("runs") / "run"
+    argv = ["run", "--task", "mnist_mlp", "--framework", "torch", "--epochs", "1", *extra, "--out", str(out)]
+    capsys.readouterr()
+    code = cli.main(argv)
+    err = capsys.readouterr().err
+    assert code in (0, 1, 2) and "Traceback" not in err, (argv, code, err)
+    if code == 2:
+        assert err.strip().splitlines()[-1].startswith("error:") and not out.exists(), (argv, err)
+        return
+    recs = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    # Accepted options ended with a value argparse took: the last one given wins.
+    last = {opt: extra[i + 1] for i, opt in enumerate(extra[:-1]) if opt in ("--repeats", "--device")}
+    planned = (2 if last.get("--repeats") == "2" else 1) * (2 if last.get("--device") == "cpu,gpu" else 1)
+    assert len(recs) == planned, (argv, [r["status"] for r in recs])  # every planned cell recorded, none lost
+    assert all(r["status"] in ("ok", "failed", "skipped") for r in recs) and (out / "report.md").exists()
+    failed, ran = any(r["status"] == "failed" for r in recs), any(r["status"] == "ok" for r in recs)
+    assert code == (1 if failed or not ran else 0), (argv, code, [r["status"] for r in recs])
