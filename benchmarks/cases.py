@@ -8,35 +8,35 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench import images, weights
-from bench.adapter import FRAMEWORK_PACKAGES, DeviceUnavailable, load_adapter
-from bench.spec import FRAMEWORKS, TASKS
-from bench.vision import TransferTaskSpec
+from bench import weights
+from bench.harness.adapter import FRAMEWORK_PACKAGES, DeviceUnavailable, load_adapter
+from bench.harness.evaluate import metrics
+from bench.spec import FRAMEWORKS, TASKS, PhotoInput
 
 SEED = 0
 # cats_vs_dogs keeps its real spec (backbone, ImageNet weights, phases, optimizers) but a batch of
 # 4 images instead of 32: a JAX fine-tuning step on 32 takes ~6 s on a 2-core CPU.
 TRANSFER_BATCH = 4
 DEVICE = "cpu"  # set from --bench-device by conftest.py
-OVERHEAD_TARGET_PCT = 2.0  # issue #4's target for the harness's cost over a bare loop
+OVERHEAD_TARGET_PCT = 2.0  # the harness may cost at most this over a bare loop
 OVERHEAD_BUDGET_S = 24.0  # seconds of timed epochs per overhead case; set from --overhead-budget by conftest.py
 OVERHEAD_ROWS: list[dict[str, Any]] = []  # filled by test_overhead.py, printed by conftest.py
 
 
 @dataclass(frozen=True)
 class Case:
-    """A task, and for a transfer task the phase whose train step is measured."""
+    """A task, and for a task with several phases the phase whose train step is measured."""
 
     task: str
-    phase: int | None = None
+    phase: int | None = None  # None: the first phase, named in no id (predict cases, single-phase tasks)
 
     @property
     def spec(self) -> Any:
         return TASKS[self.task]
 
     @property
-    def transfer(self) -> bool:
-        return isinstance(self.spec, TransferTaskSpec)
+    def photos(self) -> bool:
+        return isinstance(self.spec.input, PhotoInput)
 
     @property
     def id(self) -> str:
@@ -44,7 +44,7 @@ class Case:
 
     @property
     def batch_size(self) -> int:
-        return TRANSFER_BATCH if self.transfer else self.spec.batch_size
+        return TRANSFER_BATCH if self.photos else self.spec.batch_size
 
 
 def installed(fw: str) -> bool:
@@ -64,9 +64,7 @@ def fixed_batch(case: Case, n: int, stream: int = 0) -> tuple[np.ndarray, np.nda
     task = case.spec
     rng = np.random.default_rng((SEED, stream, n))
     raw = rng.integers(0, 256, (n, *task.input_shape), dtype=np.uint8)
-    if case.transfer:
-        return images.normalize(raw, task), rng.integers(0, 2, n).astype(np.int32)
-    x = raw.astype(np.float32) * np.float32(task.pixel_scale)
+    x = task.input.normalize(raw) if case.photos else raw.astype(np.float32) * np.float32(task.input.scale)
     return x, rng.integers(0, task.num_classes, n).astype(np.int32)
 
 
@@ -81,7 +79,7 @@ def build(fw: str, case: Case, cached: bool = True) -> Any:
         task = case.spec
         if case.task not in _WEIGHTS:
             _WEIGHTS[case.task] = weights.init_weights(task, SEED)
-        adapter = load_adapter(fw, "transfer" if case.transfer else "adapter")
+        adapter = load_adapter(fw)
         try:
             adapter.build(task, _WEIGHTS[case.task], DEVICE, SEED)
         except DeviceUnavailable as exc:
@@ -93,20 +91,13 @@ def build(fw: str, case: Case, cached: bool = True) -> Any:
 
 
 def _phase(adapter: Any, case: Case) -> Any:
-    if case.transfer:
-        adapter.set_phase(case.phase or 0)  # a fresh optimizer for the phase, as the harness starts it
+    adapter.set_phase(case.phase or 0)  # a fresh optimizer for the phase, as the harness starts it
     return adapter
 
 
 def inference_loss(adapter: Any, case: Case, x: np.ndarray, y: np.ndarray) -> float:
     """The task's loss on (x, y) from predict() (inference mode: no dropout noise), in float64."""
-    z = adapter.predict(x).astype(np.float64)
-    if case.transfer:
-        z = z.reshape(-1)
-        return float(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))))
-    z -= z.max(axis=1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return float(-logp[np.arange(len(y)), y].mean())
+    return metrics(case.spec.loss, adapter.predict(x), y)[0]
 
 
 def rounds_for(seconds_per_call: float, budget_s: float = 1.0, lo: int = 5, hi: int = 100) -> int:

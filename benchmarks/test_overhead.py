@@ -1,4 +1,4 @@
-"""Harness overhead (issue #4): bench's epoch loop vs bare framework loops, same model, optimizer and batches."""
+"""Harness overhead: bench's epoch loop vs bare framework loops, same model, optimizer and batches."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,8 +9,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pytest
 
-from bench import data, loop, measure, timing, transfer_run
-from bench.imagefolder import Photos
+from bench import data
+from bench.harness import loop, timing
+from bench.harness.timing import now
 from benchmarks import cases
 from benchmarks.cases import Case, build, fixed_batch, params
 
@@ -30,14 +31,11 @@ def epoch_source(case: Case, steps: int) -> Callable[[], Iterator[tuple[np.ndarr
     """`steps` batches of fixed data, drawn the way the worker draws them (same order every call)."""
     n = steps * case.batch_size
     x, y = fixed_batch(case, n, stream=2)
-    if not case.transfer:
-        split = data.Split(x, y)
-        return lambda: data.train_batches(split, cases.SEED, 0, case.batch_size)
-    # The transfer loader gathers uint8 photos, flips and normalises each batch inside the clock.
-    raw = np.random.default_rng((cases.SEED, 2, n)).integers(0, 256, (n, *case.spec.input_shape), dtype=np.uint8)
-    photos = Photos(raw, y, files=[], classes=["cat", "dog"])
     task = dataclasses.replace(case.spec, batch_size=case.batch_size)
-    return lambda: transfer_run.train_batches(photos, task, cases.SEED, 0)
+    if case.photos:  # the photo loader gathers uint8 photos, flips and normalises each batch inside the clock
+        x = np.random.default_rng((cases.SEED, 2, n)).integers(0, 256, (n, *case.spec.input_shape), dtype=np.uint8)
+    split = data.Split(x, y)
+    return lambda: data.train_batches(task, split, cases.SEED, 0)
 
 
 @pytest.mark.parametrize(("fw", "case"), params(OVERHEAD_CASES))
@@ -46,10 +44,10 @@ def test_harness_overhead(benchmark, fw: str, case: Case) -> None:
     bare = importlib.import_module(f"impls.{fw}.bare")
     x, y = fixed_batch(case, case.batch_size)
     for _ in range(max(2, case.spec.measurement.warmup_steps)):  # compile before anything is timed
-        t = measure.clock()
+        t = now()
         adapter.train_step(x, y)
         adapter.sync()
-    step_s = measure.clock() - t
+    step_s = now() - t
     steps = max(MIN_STEPS, min(MAX_STEPS, round(WINDOW_S / step_s)))
     rounds = max(MIN_ROUNDS, min(MAX_ROUNDS, round(cases.OVERHEAD_BUDGET_S / (3 * steps * step_s))))
     batches = epoch_source(case, steps)
@@ -59,9 +57,9 @@ def test_harness_overhead(benchmark, fw: str, case: Case) -> None:
     last: list[float] = []
 
     def timed(arm: str, run: Callable[[], Any]) -> None:
-        t = measure.clock()
+        t = now()
         loss = run()  # each arm's last loss comes back synced
-        seconds[arm].append(measure.clock() - t)
+        seconds[arm].append(now() - t)
         last.append(float(loss))
 
     def run_bare_arms() -> None:
@@ -77,7 +75,7 @@ def test_harness_overhead(benchmark, fw: str, case: Case) -> None:
             timed(arm, run)
 
     def run_harness() -> float:
-        # The worker's own epoch (bench/loop.py): train_step, step-window hook, one sync; on GPU a prefetching thread.
+        # The worker's own epoch (bench/harness/loop.py): train_step, step-window hook, one sync; on GPU a prefetching thread.
         windows = timing.StepWindows(case.spec.measurement, adapter.sync)
         elapsed, losses = loop.train_epoch(adapter, batches(), windows, prefetch)
         seconds["harness"].append(elapsed)

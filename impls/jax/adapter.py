@@ -1,59 +1,48 @@
-"""JAX/Flax NNX adapter: one jitted, donated train step over the split (graphdef, state); fp32 or bf16 compute."""
+"""JAX/Flax NNX adapter: one jitted, donated train step per phase over (graphdef, state); fp32 or bf16 compute."""
 from __future__ import annotations
 
 import functools
-import os
-from typing import ClassVar
+from typing import Any, Callable, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import nnx
 
-from bench.adapter import DeviceUnavailable, NotApplicable
-from bench.envinfo import cpu_model
-from bench.modes import JAX_EAGER, check_precision, resolve_mode
-from bench.spec import TaskSpec
-from impls.jax.models import SpecNet, build_tx, loss_fn
+from bench.harness.adapter import check_names
+from bench.spec import LossType, TaskSpec
+from bench.spec.shapes import BN_STATISTICS, is_trainable
+from impls.jax.device import configure, device_name, device_peak_bytes, select_device
+from impls.jax.layers import Net, dropouts, neutral_name
+from impls.jax.optim import build_tx
 
 
-def _train(gdef_model, gdef_opt, states, x, y):
-    model = nnx.merge(gdef_model, states[0])
+def loss_fn(loss: LossType) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """The task's loss on float32 logits and integer labels."""
+    if loss is LossType.SIGMOID_BINARY_CROSS_ENTROPY:
+        return lambda logits, y: optax.sigmoid_binary_cross_entropy(logits[:, 0], y.astype(logits.dtype)).mean()
+    return lambda logits, y: optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+def _train(gdef: Any, gdef_opt: Any, wrt: Any, loss: Callable, states: Any, x: jax.Array, y: jax.Array) -> Any:
+    model = nnx.merge(gdef, states[0])
     opt = nnx.merge(gdef_opt, states[1])
-    loss, grads = nnx.value_and_grad(lambda m: loss_fn(m(x), y))(model)
+    # DiffState: only `wrt` is a differentiation input; the rest enters as constants, so JAX never
+    # builds the backward pass of frozen layers (nor the input gradient below them).
+    value, grads = nnx.value_and_grad(lambda m, x, y: loss(m(x, train=True), y),
+                                      argnums=nnx.DiffState(0, wrt))(model, x, y)
     opt.update(model, grads)
-    return (nnx.state(model), nnx.state(opt)), loss
+    return (nnx.state(model), nnx.state(opt)), value
 
 
-def _predict(gdef_eval, model_state, x):
-    return nnx.merge(gdef_eval, model_state)(x)
+def _predict(gdef: Any, method: str, model_state: Any, x: jax.Array) -> jax.Array:
+    return getattr(nnx.merge(gdef, model_state), method)(x)
 
 
-def select_device(device: str) -> jax.Device:
-    """The JAX device of a build, with fp32 pinned (no TF32)."""
-    platform = {"cpu": "cpu", "gpu": "gpu"}.get(device)
-    if platform is None:
-        raise DeviceUnavailable(f"unknown device {device!r}")
-    try:
-        chosen = jax.devices(platform)[0]
-    except RuntimeError as exc:
-        raise DeviceUnavailable(f"JAX sees no {device.upper()} ({exc})") from None
-    # JAX (like TF) uses TF32 for fp32 matmuls/convs on Ampere+ unless told otherwise.
-    jax.config.update("jax_default_matmul_precision", "highest")
-    return chosen
-
-
-def configure(device: str, mode: str, precision: str) -> dict[str, str]:
-    """The settings record of a build; eager is refused, never faked (the cell is skipped)."""
-    if resolve_mode("jax", device, mode) == "eager":
-        raise NotApplicable(JAX_EAGER)
-    check_precision(precision)
-    return {
-        "mode": "jax.jit of the whole train step (state donated)",
-        "precision": ("flax.nnx layers dtype=bfloat16, param_dtype=float32; output layer and loss float32"
-                      if precision == "bf16" else "float32, jax_default_matmul_precision=highest (no TF32)"),
-        "autotune": f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}" if device == "gpu" else "none on CPU",
-    }
+def _in_phase(prefixes: tuple[str, ...], path: tuple[Any, ...], _var: object) -> bool:
+    """An NNX filter: whether the variable at `path` trains under these prefixes."""
+    return is_trainable(neutral_name(path), prefixes)
 
 
 class Adapter:
@@ -61,7 +50,6 @@ class Adapter:
 
     def versions(self) -> dict[str, str]:
         import flax
-        import optax
 
         return {"jax": jax.__version__, "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else "",
                 "flax": flax.__version__, "optax": optax.__version__}
@@ -70,33 +58,57 @@ class Adapter:
               mode: str = "default", precision: str = "fp32") -> None:
         self._settings = configure(device, mode, precision)
         self.device = select_device(device)
+        self.task, self.loss = task, loss_fn(task.loss)
         with jax.default_device(self.device):
-            model = SpecNet(task, nnx.Rngs(params=0, dropout=seed), precision)  # dropout stream from the seed
-            for name, value in weights.items():
-                i, kind = int(name.split(".")[1]), name.split(".")[2]
-                getattr(model.layers[i], kind)[...] = jnp.asarray(value)
-            model.eval()
-            self._gdef_eval = nnx.graphdef(model)  # dropout off: a different static graph
-            model.train()
-            opt = nnx.Optimizer(model, build_tx(task.optimizer), wrt=nnx.Param)
-            gdef_model, model_state = nnx.split(model)
+            # Abstract build: running the initializers that the neutral weights overwrite would compile
+            # one XLA program per shape (~20 s for the photo model on CPU).
+            model = nnx.eval_shape(lambda: Net(task, nnx.Rngs(params=0, dropout=seed), precision))
+            # The dropout streams, the one real random state: forked from the seed in construction
+            # order, as a concretely built Net(task, nnx.Rngs(params=0, dropout=seed)) would fork them.
+            rngs = nnx.Rngs(dropout=seed)
+            for layer in dropouts(model):
+                layer.rngs = rngs["dropout"].fork()
+        named = {neutral_name(p): v for p, v in nnx.to_flat_state(nnx.state(model, (nnx.Param, nnx.BatchStat)))}
+        check_names("jax", task, set(named))
+        for name, var in named.items():
+            var.set_value(jax.device_put(np.asarray(weights[name], np.float32), self.device))
+        self._gdef, model_state = nnx.split(model)
+        self._sizes = {n: int(np.prod(v.shape)) for n, v in named.items() if not n.endswith(BN_STATISTICS)}
+        self.states = (jax.device_put(model_state, self.device), None)
+        self._pred = jax.jit(functools.partial(_predict, self._gdef, "__call__"))
+        self._pred_aux = jax.jit(functools.partial(_predict, self._gdef, "aux_logits")) if task.aux_head else None
+        self.step: Any = None
+        self._trainable: list[str] = []
+
+    def set_phase(self, index: int) -> None:
+        phase = self.task.phases[index]
+        aux = self.task.aux_head.layer.name if self.task.aux_head else None
+        self._trainable = [n for n in self._sizes if is_trainable(n, phase.trainable) and not n.startswith(f"{aux}.")]
+        wrt = nnx.All(nnx.Param, functools.partial(_in_phase, tuple(self._trainable)))
+        model = nnx.merge(self._gdef, self.states[0])
+        with jax.default_device(self.device):
+            opt = nnx.Optimizer(model, build_tx(phase.optimizer), wrt=wrt)  # state for the trainable set only
             gdef_opt, opt_state = nnx.split(opt)
-        self.states = jax.device_put((model_state, opt_state), self.device)
-        self._n_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
-        # Donating the state lets XLA update parameters in place instead of copying them each step.
-        self._step = jax.jit(functools.partial(_train, gdef_model, gdef_opt), donate_argnums=0)
-        self._pred = jax.jit(functools.partial(_predict, self._gdef_eval))
+        self.states = (self.states[0], jax.device_put(opt_state, self.device))
+        # Donating the state lets XLA update the parameters in place instead of copying them each step.
+        self.step = jax.jit(functools.partial(_train, self._gdef, gdef_opt, wrt, self.loss), donate_argnums=0)
 
     def settings(self) -> dict[str, str]:
         return dict(self._settings)
 
     def param_count(self) -> int:
-        return self._n_params
+        aux = self.task.aux_head.layer.name if self.task.aux_head else None
+        return sum(n for k, n in self._sizes.items() if not k.startswith(f"{aux}."))
+
+    def trainable_count(self) -> int:
+        return sum(self._sizes[n] for n in self._trainable)
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> jax.Array:
-        # NumPy goes straight into the jitted call: its C++ dispatch copies it to the state's device for
-        # ~50 us, where two jax.device_put calls cost ~170 us a step (3 % of an MNIST MLP step on CPU).
-        self.states, loss = self._step(self.states, x, y)
+        if self.step is None:
+            raise RuntimeError("set_phase() must be called before train_step()")
+        # NumPy goes straight into the jitted call: its C++ dispatch copies it to the state's device,
+        # cheaper than two jax.device_put calls (bench's measurement: ~50 vs ~170 us a step on CPU).
+        self.states, loss = self.step(self.states, x, y)
         return loss
 
     def logits(self, x: np.ndarray) -> jax.Array:
@@ -106,23 +118,21 @@ class Adapter:
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.logits(x), dtype=np.float32)
 
+    def predict_aux(self, x: np.ndarray) -> np.ndarray:
+        assert self._pred_aux is not None, "this task has no auxiliary head"
+        return np.asarray(self._pred_aux(self.states[0], x), dtype=np.float32)
+
     def get_weights(self) -> dict[str, np.ndarray]:
-        out = {}
-        flat = nnx.to_flat_state(nnx.state(nnx.merge(self._gdef_eval, self.states[0]), nnx.Param))
-        for path, var in flat:
-            # path = ("layers", i, "kernel"|"bias")
-            out[f"layers.{path[1]}.{path[2]}"] = np.asarray(var[...]).copy()
-        return out
+        flat = nnx.to_flat_state(nnx.state(nnx.merge(self._gdef, self.states[0]), (nnx.Param, nnx.BatchStat)))
+        # Copies: the next donated step reuses these device buffers.
+        return {neutral_name(p): np.array(v[...], dtype=np.float32, copy=True) for p, v in flat}
 
     def sync(self) -> None:
         # Async dispatch: block on the parameters and optimizer state, not only the loss.
         jax.block_until_ready(self.states)
 
     def device_name(self) -> str:
-        return cpu_model() if self.device.platform == "cpu" else str(self.device.device_kind)
+        return device_name(self.device)
 
     def device_peak_bytes(self) -> int | None:
-        if self.device.platform == "cpu":
-            return None
-        stats = self.device.memory_stats() or {}
-        return stats.get("peak_bytes_in_use")
+        return device_peak_bytes(self.device)

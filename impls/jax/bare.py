@@ -19,7 +19,7 @@ def feed(adapter: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def train(adapter: Any, prepared: Iterable[tuple[Any, Any]]) -> jax.Array:
     """`state, loss = step(state, x, y)` per batch, then one block on the state; returns the last loss."""
-    step, states = adapter._step, adapter.states
+    step, states = adapter.step, adapter.states
     for x, y in prepared:
         states, loss = step(states, x, y)
     jax.block_until_ready(states)

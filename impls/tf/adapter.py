@@ -1,58 +1,29 @@
-"""TensorFlow/Keras 3 adapter: a tf.function train step with or without XLA, fp32 (TF32 off) or mixed bf16."""
+"""TensorFlow/Keras 3 adapter: one tf.function train step per phase, with or without XLA, fp32 (TF32 off) or bf16."""
 from __future__ import annotations
 
 import os
-from typing import ClassVar
+from typing import Any, Callable, ClassVar
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import keras  # noqa: E402
+import keras  # noqa: E402 - Keras reads KERAS_BACKEND when first imported
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from bench.adapter import DeviceUnavailable, cpu_threads  # noqa: E402
-from bench.envinfo import cpu_model  # noqa: E402
-from bench.modes import check_precision, resolve_mode  # noqa: E402
-from bench.spec import TaskSpec  # noqa: E402
-from impls.tf.models import build_model, build_optimizer  # noqa: E402
+from bench.harness.adapter import check_names, unsupported  # noqa: E402
+from bench.spec import LossType, TaskSpec  # noqa: E402
+from bench.spec.shapes import BN_STATISTICS, is_trainable, weight_shapes  # noqa: E402
+from impls.tf.device import configure, device_name, device_peak_bytes, select_device  # noqa: E402
+from impls.tf.layers import build_model  # noqa: E402
+from impls.tf.optim import build_optimizer  # noqa: E402
 
 
-def select_device(device: str) -> str:
-    """Threads, GPU visibility and fp32 pinning for a build; returns the TF device string."""
-    if keras.backend.backend() != "tensorflow":
-        raise RuntimeError(f"KERAS_BACKEND is {keras.backend.backend()!r}; impls/tf needs 'tensorflow'")
-    threads = cpu_threads()
-    if threads:  # must happen before TF's runtime starts
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    gpus = tf.config.list_physical_devices("GPU")
-    if device == "gpu":
-        if not gpus:
-            raise DeviceUnavailable("TensorFlow sees no GPU (tf.config.list_physical_devices('GPU') is empty)")
-        tf_device = "/GPU:0"
-    elif device == "cpu":
-        tf.config.set_visible_devices([], "GPU")
-        tf_device = "/CPU:0"
-    else:
-        raise DeviceUnavailable(f"unknown device {device!r}")
-    # TF enables TF32 on Ampere+ by default; the comparison is fp32.
-    tf.config.experimental.enable_tensor_float_32_execution(False)
-    return tf_device
-
-
-def configure(device: str, mode: str, precision: str) -> tuple[bool, dict[str, str]]:
-    """(jit_compile, the settings record) of a build (bench/modes.py)."""
-    jit = resolve_mode("tf", device, mode) == "compiled"
-    check_precision(precision)
-    gpu = device == "gpu"
-    return jit, {
-        "mode": "tf.function, jit_compile=True (XLA)" if jit else "tf.function, jit_compile=False (graph, no XLA)",
-        "precision": ("keras mixed_bfloat16 policy, output Dense float32, float32 variables and loss"
-                      if precision == "bf16" else "float32" + (", TF32 off" if gpu else "")),
-        # Read back from the environment the runner set (bench/modes.py): what this process really got.
-        "autotune": (f"TF_CUDNN_USE_AUTOTUNE={os.environ.get('TF_CUDNN_USE_AUTOTUNE', 'unset (on)')}, "
-                     f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}") if gpu else "none on CPU",
-    }
+def loss_fn(loss: LossType) -> tuple[Callable[[Any, Any], Any], tf.DType]:
+    """The task's loss (labels first, as Keras losses take them) and the dtype its labels take."""
+    if loss is LossType.SIGMOID_BINARY_CROSS_ENTROPY:
+        return (lambda y, logits: tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits[:, 0])),
+                tf.float32)
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True), tf.int32
 
 
 class Adapter:
@@ -65,37 +36,79 @@ class Adapter:
               mode: str = "default", precision: str = "fp32") -> None:
         self.tf_device = select_device(device)
         self.on_gpu = device == "gpu"
-        jit, self._settings = configure(device, mode, precision)
+        self.jit, self._settings = configure(device, mode, precision)
         keras.utils.set_random_seed(seed)  # dropout only: weights come from the file
+        self.task, self.shapes = task, weight_shapes(task)
+        self.loss, self.label_dtype = loss_fn(task.loss)
         with tf.device(self.tf_device):
-            self.model, self.weighted = build_model(task, precision)
-            for i, layer in self.weighted.items():
-                layer.set_weights([weights[f"layers.{i}.kernel"], weights[f"layers.{i}.bias"]])
-            self.opt = build_optimizer(task.optimizer)
-            self.opt.build(self.model.trainable_variables)  # variables outside tf.function
-        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        model, opt = self.model, self.opt
+            self.built = build_model(task, precision)
+            check_names("tf", task, set(self.built.variables))
+            for k, v in self.built.variables.items():
+                # Same element order in both layouts; only depthwise differs, (k,k,1,C) vs Keras' (k,k,C,1),
+                # and moving a size-1 axis is a pure reshape.
+                v.assign(weights[k].reshape(v.shape))
+        for layer in {id(v): v for v in self.built.owners.values()}.values():
+            layer.trainable = False  # no phase yet: nothing trains
+        self.train_vars: list[keras.Variable] = []
+        model, features, aux = self.built.model, self.built.features, self.built.aux
+        # mode "default" is Keras' jit_compile="auto": XLA on GPU only (XLA:CPU convs are far slower than oneDNN).
+        self._predict = tf.function(lambda x: model(x, training=False), jit_compile=self.jit)
+        self._predict_aux = (tf.function(lambda x: aux(features(x, training=False)), jit_compile=self.jit)
+                             if aux is not None else None)
+        self.step: Any = None
 
-        def step(x, y):
-            with tf.GradientTape() as tape:
+    def set_phase(self, index: int) -> None:
+        phase = self.task.phases[index]
+        aux = self.task.aux_head.layer.name if self.task.aux_head else None
+        train = {k for k in self.built.variables if is_trainable(k, phase.trainable) and not k.startswith(f"{aux}.")}
+        layers: dict[int, tuple[keras.layers.Layer, set[bool]]] = {}
+        for k, layer in self.built.owners.items():
+            if not k.endswith(BN_STATISTICS):  # statistics are non-trainable variables anyway
+                layers.setdefault(id(layer), (layer, set()))[1].add(k in train)
+        for layer, flags in layers.values():
+            if len(flags) > 1:  # Keras freezes whole layers; a prefix splitting one would be miscounted
+                raise unsupported(f"phase {phase.name!r} freezing part of layer {layer.name}", "tf")
+            layer.trainable = flags.pop()
+        # Keras' own view of what trains (frozen layers report no trainable weights) must be the spec's set.
+        self.train_vars = list(self.built.model.trainable_weights)
+        if {id(v) for v in self.train_vars} != {id(self.built.variables[k]) for k in train}:
+            raise RuntimeError(f"Keras' trainable weights differ from the spec's in phase {phase.name!r}")
+        with tf.device(self.tf_device):
+            opt = build_optimizer(phase.optimizer)  # a fresh optimizer state per phase
+            opt.build(self.train_vars)  # slot variables outside tf.function
+        self.step = tf.function(self._step_fn(opt), jit_compile=self.jit)  # the captured variables changed
+
+    def _step_fn(self, opt: keras.optimizers.Optimizer) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+        model, loss_fn, train_vars = self.built.model, self.loss, self.train_vars
+        handles = [v.value for v in train_vars]  # the tf.Variables inside: what a tape can watch
+
+        def step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+            # Only the phase's variables are watched, so the tape records no op of the frozen part
+            # below them: feature extraction backpropagates through the head alone.
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(handles)
                 loss = loss_fn(y, model(x, training=True))
-            grads = tape.gradient(loss, model.trainable_variables)
-            opt.apply_gradients(zip(grads, model.trainable_variables))
+            opt.apply_gradients(zip(tape.gradient(loss, handles), train_vars))
             return loss
 
-        # mode "default" is Keras' jit_compile="auto": XLA on GPU only (XLA:CPU convs are far slower than oneDNN).
-        self._step = tf.function(step, jit_compile=jit)
-        self._predict = tf.function(lambda x: model(x, training=False), jit_compile=jit)
+        return step
 
     def settings(self) -> dict[str, str]:
         return dict(self._settings)
 
     def param_count(self) -> int:
-        return int(sum(np.prod(v.shape) for v in self.model.trainable_variables))
+        aux = self.task.aux_head.layer.name if self.task.aux_head else None
+        return int(sum(np.prod(v.shape) for k, v in self.built.variables.items()
+                       if not k.startswith(f"{aux}.") and not k.endswith(BN_STATISTICS)))
+
+    def trainable_count(self) -> int:
+        return int(sum(np.prod(v.shape) for v in self.train_vars))
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> tf.Tensor:
+        if self.step is None:
+            raise RuntimeError("set_phase() must be called before train_step()")
         with tf.device(self.tf_device):
-            return self._step(tf.constant(x), tf.constant(y))
+            return self.step(tf.constant(x), tf.constant(y, self.label_dtype))
 
     def logits(self, x: np.ndarray) -> tf.Tensor:
         """Inference-mode logits as the framework returns them (float32 in both precisions)."""
@@ -105,24 +118,20 @@ class Adapter:
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.array(self.logits(x), dtype=np.float32)
 
+    def predict_aux(self, x: np.ndarray) -> np.ndarray:
+        assert self._predict_aux is not None, "this task has no auxiliary head"
+        with tf.device(self.tf_device):
+            return np.array(self._predict_aux(tf.constant(x)), dtype=np.float32)
+
     def get_weights(self) -> dict[str, np.ndarray]:
-        out = {}
-        for i, layer in self.weighted.items():
-            kernel, bias = layer.get_weights()
-            out[f"layers.{i}.kernel"], out[f"layers.{i}.bias"] = kernel, bias
-        return out
+        return {k: np.array(v.numpy()).reshape(self.shapes[k]) for k, v in self.built.variables.items()}
 
     def sync(self) -> None:
         if self.on_gpu:
             tf.test.experimental.sync_devices()
 
     def device_name(self) -> str:
-        if not self.on_gpu:
-            return cpu_model()
-        details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
-        return str(details.get("device_name", "GPU"))
+        return device_name(self.on_gpu)
 
     def device_peak_bytes(self) -> int | None:
-        if not self.on_gpu:
-            return None
-        return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+        return device_peak_bytes(self.on_gpu)

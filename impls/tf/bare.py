@@ -14,14 +14,13 @@ def prepare(adapter: Any, batches: list[tuple[np.ndarray, np.ndarray]]) -> list[
 
 def feed(adapter: Any, x: np.ndarray, y: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
     """One NumPy batch as tensors on the adapter's device, as a hand-written loop does."""
-    label_dtype = tf.float32 if hasattr(adapter, "set_phase") else None  # the transfer loss takes float labels
     with tf.device(adapter.tf_device):
-        return tf.constant(x), tf.constant(y, label_dtype)
+        return tf.constant(x), tf.constant(y, adapter.label_dtype)
 
 
 def train(adapter: Any, prepared: Iterable[tuple[Any, Any]]) -> tf.Tensor:
-    """The step function called per batch under one device scope; returns the last loss, synced."""
-    step = adapter._step
+    """The phase's step function called per batch under one device scope; returns the last loss, synced."""
+    step = adapter.step
     with tf.device(adapter.tf_device):
         for x, y in prepared:
             loss = step(x, y)

@@ -1,7 +1,11 @@
-"""RMSprop with eps inside the square root (the spec's rule; torch.optim puts it outside)."""
+"""The spec's optimizers in torch: Adam as torch has it, RMSprop with eps inside the square root
+(the spec's rule; torch.optim puts it outside)."""
 from __future__ import annotations
 
 import torch
+
+from bench.harness.adapter import unsupported
+from bench.spec import Adam, Optimizer, RMSprop
 
 
 class RMSpropEpsInSqrt(torch.optim.Optimizer):
@@ -29,3 +33,16 @@ class RMSpropEpsInSqrt(torch.optim.Optimizer):
             torch._foreach_sqrt_(denom)
             torch._foreach_addcdiv_(params, grads, denom, value=-group["lr"])
         return None
+
+
+def build_optimizer(spec: Optimizer, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """The spec's update rule over `params`, every torch default overridden."""
+    if isinstance(spec, RMSprop):
+        if spec.momentum or spec.centered:
+            raise unsupported("RMSprop with momentum or centered", "torch")
+        return RMSpropEpsInSqrt(params, lr=spec.lr, rho=spec.rho, eps=spec.eps)
+    if isinstance(spec, Adam):
+        # torch's Adam is the spec's (Kingma & Ba) rule.
+        return torch.optim.Adam(params, lr=spec.lr, betas=(spec.beta1, spec.beta2), eps=spec.eps,
+                                weight_decay=0.0, amsgrad=False, foreach=True)
+    raise unsupported(type(spec).__name__, "torch")

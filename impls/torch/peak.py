@@ -6,14 +6,14 @@ from typing import Callable
 
 import torch
 
-from impls.torch.adapter import _pin_fp32
+from impls.torch.device import pin_fp32
 
 
 def matmul_timer(n: int, dtype: str, device: str) -> Callable[[int], float]:
     """A function count -> seconds for `count` (n x n) @ (n x n) products, synced before and after."""
     dev = torch.device("cuda" if device == "gpu" else "cpu")
     if dev.type == "cuda":
-        _pin_fp32()  # fp32 means fp32 here too: no TF32
+        pin_fp32()  # fp32 means fp32 here too: no TF32
     gen = torch.Generator().manual_seed(0)
     a, b = (torch.randn(n, n, generator=gen).to(dev, getattr(torch, dtype)) for _ in range(2))
     c = torch.empty_like(a)  # out=: no allocator work inside the timed loop

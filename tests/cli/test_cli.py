@@ -37,8 +37,8 @@ def slowed_torch(tmp_path: Path, seconds: float, use_exec: bool = True) -> str:
         f"    time.sleep({seconds})\n"
         "    return step(self, x, y)\n"
         "a.Adapter.train_step = slow\n"
-        "sys.argv = ['bench.worker'] + sys.argv[3:]  # drop '-m bench.worker' given by the runner\n"
-        "runpy.run_module('bench.worker', run_name='__main__')\n")
+        "sys.argv = ['bench.harness.worker'] + sys.argv[3:]  # drop '-m bench.worker' given by the runner\n"
+        "runpy.run_module('bench.harness.worker', run_name='__main__')\n")
     return script(tmp_path, "slow-python", f'{"exec " if use_exec else ""}{sys.executable} {tmp_path / "slow_worker.py"} "$@"')
 
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from bench.flops import task_flops
+from bench.spec.flops import task_flops
 from bench.spec import TASKS
 from tests.cli.test_cli import bench
 from tests.conftest import has

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench import cli, commands
+from bench import cli
+from bench.cli import run as commands
 from tests.conftest import has
 
 SCRATCH = Path(tempfile.mkdtemp(prefix="bench-fuzz-"))
@@ -40,7 +41,7 @@ def cli_sandbox(monkeypatch, tmp_path):
     monkeypatch.setenv("BENCH_CACHE", str(SCRATCH / "cache"))
     monkeypatch.chdir(tmp_path)  # results/<run id> of accepted runs land here
     monkeypatch.setattr(commands, "run", _stop)
-    monkeypatch.setattr("bench.verify.run_verify", _stop)
+    monkeypatch.setattr("bench.cli.verify.run_verify", _stop)
 
 
 def _call(argv: list[str], capsys) -> None:

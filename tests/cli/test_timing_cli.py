@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from bench import loop
+from bench.harness import loop
 from bench.spec import PROFILES, TASKS
 from tests.cli.test_cli import bench
 from tests.conftest import has

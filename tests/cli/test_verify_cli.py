@@ -23,8 +23,8 @@ def test_an_adapter_that_drops_its_biases_fails_verify_with_the_pair_named(tmp_p
         "            if name.endswith('bias'):\n"
         "                p.zero_()\n"
         "a.Adapter.build = no_bias\n"
-        "sys.argv = ['bench.worker'] + sys.argv[3:]\n"
-        "runpy.run_module('bench.worker', run_name='__main__')\n")
+        "sys.argv = ['bench.harness.worker'] + sys.argv[3:]\n"
+        "runpy.run_module('bench.harness.worker', run_name='__main__')\n")
     python = script(tmp_path, "no-bias-python", f'exec {sys.executable} {tmp_path / "no_bias_worker.py"} "$@"')
     res = bench("verify", "--task", "mnist_mlp", "--framework", "torch,jax", "--out", str(tmp_path / "v"),
                 "--python", f"torch={python}")

@@ -1,19 +1,30 @@
-"""Helpers for in-process adapter tests: deterministic task variants and real smoke batches."""
+"""Helpers for in-process adapter tests: built adapters, deterministic task variants, real smoke batches."""
 from __future__ import annotations
 
 import dataclasses
 import itertools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from bench import data
+from bench.harness.adapter import load_adapter
 from bench.spec import PROFILES, TASKS, Dropout, TaskSpec
+
+
+def built(fw: str, task: TaskSpec, weights: dict[str, np.ndarray], phase: int | None = 0, **options: Any) -> Any:
+    """The framework's adapter built on CPU from `weights` (as the worker does), phase set."""
+    adapter = load_adapter(fw)
+    adapter.build(task, weights, "cpu", 0, **options)
+    if phase is not None:
+        adapter.set_phase(phase)
+    return adapter
 
 
 def without_dropout(task: TaskSpec) -> TaskSpec:
     """The same task with every dropout rate 0: training becomes deterministic and comparable."""
-    layers = tuple(Dropout(0.0) if isinstance(layer, Dropout) else layer for layer in task.layers)
+    layers = tuple(dataclasses.replace(layer, rate=0.0) if isinstance(layer, Dropout) else layer for layer in task.layers)
     return dataclasses.replace(task, layers=layers)
 
 
@@ -29,28 +40,28 @@ def smooth(task: TaskSpec) -> TaskSpec:
     return dataclasses.replace(task, layers=layers)
 
 
+def with_optimizer(task: TaskSpec, optimizer: Any) -> TaskSpec:
+    """The task with its (single) phase's optimizer replaced."""
+    return dataclasses.replace(task, phases=tuple(dataclasses.replace(ph, optimizer=optimizer) for ph in task.phases))
+
+
 def smoke_data(task_name: str = "mnist_mlp") -> data.TaskData:
-    return data.load_task_data(TASKS[task_name], "mnist", PROFILES["smoke"], Path("/nonexistent"))
+    return data.load(TASKS[task_name], "mnist", PROFILES["smoke"], Path("/nonexistent"))
 
 
-def batches(task: TaskSpec, n: int) -> list:
+def batches(task: TaskSpec, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """The first n training batches of seed 0 in the harness's order, running on into the next
-    epochs (new permutation each) as bench.worker does when n exceeds one epoch."""
+    epochs (new permutation each) as the worker does when n exceeds one epoch."""
     td = smoke_data(task.name)
-    out: list = []
+    out: list[tuple[np.ndarray, np.ndarray]] = []
     epoch = 0
     while len(out) < n:
-        out += itertools.islice(data.train_batches(td.train, 0, epoch, task.batch_size), n - len(out))
+        out += itertools.islice(data.train_batches(task, td.train, 0, epoch), n - len(out))
         epoch += 1
     return out
 
 
-def bce(logits: np.ndarray, y: np.ndarray) -> float:
-    """Mean sigmoid binary cross-entropy of logits, in float64 (the transfer task's loss)."""
-    z = logits.astype(np.float64).reshape(-1)
-    return float(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))))
-
-
-def changed_keys(before: dict, after: dict) -> set:
+def changed_keys(before: dict[str, np.ndarray], after: dict[str, np.ndarray]) -> set[str]:
     """Neutral weight names whose values differ between two get_weights() snapshots."""
     return {k for k in before if not np.array_equal(before[k], after[k])}
+

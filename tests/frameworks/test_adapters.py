@@ -5,33 +5,20 @@ import numpy as np
 import pytest
 
 from bench import data, weights
-from bench.adapter import DeviceUnavailable, load_adapter
-from bench.reference import ReferenceOptimizer, mlp_loss_and_grads
+
+from bench.spec.reference import ReferenceOptimizer, mlp_loss_and_grads
 from bench.spec import TASKS, param_count
-from bench.worker import Cell, run_train
+from bench.harness.cell import Cell
+from bench.harness.train import run_train
 from tests.conftest import FW_PARAMS
-from tests.frameworks.helpers import batches, smoke_data, smooth, without_dropout
+from tests.frameworks.helpers import batches, built, smoke_data, smooth, with_optimizer, without_dropout
 
 TASK_NAMES = ["mnist_mlp", "mnist_cnn"]
 
 
-@pytest.mark.parametrize("task_name", TASK_NAMES)
-@pytest.mark.parametrize("fw", FW_PARAMS)
-def test_param_count_and_exact_weight_round_trip(fw, task_name):
-    task = TASKS[task_name]
-    w = weights.init_weights(task, 5)
-    adapter = load_adapter(fw)
-    adapter.build(task, w, "cpu", 0)
-    assert adapter.param_count() == param_count(task)
-    back = adapter.get_weights()
-    assert back.keys() == w.keys()
-    for k in w:
-        assert back[k].shape == w[k].shape and np.array_equal(back[k], w[k]), k
-
-
 def _train_reference(task, w, steps, variant):
     params = {k: v.astype(np.float64) for k, v in w.items()}
-    opt = ReferenceOptimizer(task.optimizer, variant)
+    opt = ReferenceOptimizer(task.phases[0].optimizer, variant)
     for x, y in steps:
         _, grads = mlp_loss_and_grads(task, params, x, y)
         opt.update(params, grads)
@@ -53,11 +40,10 @@ STEP_LENGTH_TOLERANCE = 5e-7
 def test_optimizer_follows_the_spec_rule_not_the_framework_default(fw, optimizer):
     task = smooth(TASKS["mnist_mlp"])  # the MLP without dropout and ReLU kinks: see helpers.smooth
     if optimizer == "adam":
-        task = dataclasses.replace(task, optimizer=TASKS["mnist_cnn"].optimizer)
+        task = with_optimizer(task, TASKS["mnist_cnn"].phases[0].optimizer)
     w = weights.init_weights(task, 1)
     steps = batches(task, 4)
-    adapter = load_adapter(fw)
-    adapter.build(task, w, "cpu", 0)
+    adapter = built(fw, task, w)
     for x, y in steps:
         adapter.train_step(x, y)
     adapter.sync()
@@ -80,13 +66,6 @@ def test_optimizer_follows_the_spec_rule_not_the_framework_default(fw, optimizer
         f"{fw}: steps are {errors.mean():+.2e} longer than the spec's {optimizer} rule on average"
 
 
-@pytest.mark.parametrize("fw", FW_PARAMS)
-def test_gpu_requested_without_gpu_is_device_unavailable(fw):
-    adapter = load_adapter(fw)
-    with pytest.raises(DeviceUnavailable):
-        adapter.build(TASKS["mnist_mlp"], weights.init_weights(TASKS["mnist_mlp"], 0), "gpu", 0)
-
-
 @pytest.mark.parametrize("task_name", TASK_NAMES)
 @pytest.mark.parametrize("fw", FW_PARAMS)
 def test_smoke_training_on_real_digits_ends_far_above_chance(fw, task_name, tmp_path):
@@ -94,7 +73,7 @@ def test_smoke_training_on_real_digits_ends_far_above_chance(fw, task_name, tmp_
     cell = Cell(task=task_name, framework=fw, device="cpu", profile="smoke", dataset="mnist", seed=0, epochs=2,
                 data_root=str(tmp_path), weights_path=str(path))
     out: dict = {}
-    run_train(cell, out, notify=lambda *a, **k: None)
+    run_train(cell, out, lambda *a, **k: None)
     # Measured with seed 0: MLP 77.3-79.5 %, CNN 73.7-74.4 % over the three frameworks (chance: 10 %).
     assert out["test_accuracy"] > {"mnist_mlp": 0.74, "mnist_cnn": 0.70}[task_name], out["test_accuracy"]
     assert len(out["history"]) == 2 and out["history"][1]["train_loss"] < out["history"][0]["train_loss"]
@@ -108,18 +87,17 @@ def test_smoke_training_on_real_digits_ends_far_above_chance(fw, task_name, tmp_
 def test_a_prefetched_epoch_trains_exactly_as_an_inline_one(fw):
     # The GPU input path (bench/loop.py: batches drawn on a background thread) with the real
     # framework on CPU: the same batches in the same order give the same losses and weights.
-    from bench import loop
-    from bench.timing import StepWindows
+    from bench.harness import loop
+    from bench.harness.timing import StepWindows
 
     task = without_dropout(TASKS["mnist_mlp"])
     td = smoke_data()
     w = weights.init_weights(task, 2)
     results = []
     for prefetch in (0, 2):
-        adapter = load_adapter(fw)
-        adapter.build(task, w, "cpu", 0)
+        adapter = built(fw, task, w)
         windows = StepWindows(task.measurement, adapter.sync)
-        _, losses = loop.train_epoch(adapter, data.train_batches(td.train, 0, 0, task.batch_size), windows, prefetch)
+        _, losses = loop.train_epoch(adapter, data.train_batches(task, td.train, 0, 0), windows, prefetch)
         results.append(([float(v) for v in losses], adapter.get_weights()))
     (inline, w_inline), (ahead, w_ahead) = results
     assert len(inline) == len(td.train) // task.batch_size and inline[-1] < inline[0]

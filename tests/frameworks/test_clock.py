@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from bench import weights
-from bench.adapter import load_adapter
+from bench.harness.adapter import load_adapter
 from bench.spec import TASKS
 from tests.conftest import needs
-from tests.frameworks.helpers import smoke_data
+from tests.frameworks.helpers import built, smoke_data
 
 CNN = TASKS["mnist_cnn"]
 
@@ -36,8 +36,7 @@ def all_ready(tree) -> bool:
 def test_jax_sync_leaves_every_output_of_the_last_step_ready():
     import jax
 
-    a = load_adapter("jax")
-    a.build(CNN, weights.init_weights(CNN, 0), "cpu", 0)
+    a = built("jax", CNN, weights.init_weights(CNN, 0))
     x, y = big_batch()
     a.train_step(x, y)  # compiles
     a.sync()

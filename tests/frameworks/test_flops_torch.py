@@ -1,13 +1,15 @@
-"""bench/flops.py against an independent count: torch's own FLOP counter over real training steps."""
+"""bench/spec/flops.py against an independent count: torch's own FLOP counter over real training steps."""
 import numpy as np
 import pytest
 
 from bench import weights
-from bench.flops import task_flops, transfer_layers
 from bench.spec import TASKS
-from bench.vision import CATS_VS_DOGS, is_trainable
+from bench.spec.flops import layer_flops, task_flops
+from bench.spec.shapes import is_trainable
 from tests.conftest import needs
-from tests.frameworks.helpers import batches
+from tests.frameworks.helpers import batches, built
+
+CATS_VS_DOGS = TASKS["cats_vs_dogs"]
 
 pytestmark = [pytest.mark.torch, needs("torch")]
 
@@ -28,11 +30,8 @@ def _counted(step) -> int:
 # the "train = 3 x forward" rule counts: torch's total is ours minus that one layer's forward FLOPs.
 @pytest.mark.parametrize("task,first", [("mnist_mlp", 2 * 784 * 512), ("mnist_cnn", 2 * 26 * 26 * 32 * 9)])
 def test_mnist_train_step_flops_match_torch_counter(task, first):
-    from impls.torch.adapter import Adapter
-
     spec = TASKS[task]
-    a = Adapter()
-    a.build(spec, weights.init_weights(spec, 0), "cpu", 0)
+    a = built("torch", spec, weights.init_weights(spec, 0))
     (x, y), = batches(spec, 1)
     ours = task_flops(spec)
     assert _counted(lambda: a.predict(x)) == len(x) * ours["forward"]
@@ -40,14 +39,11 @@ def test_mnist_train_step_flops_match_torch_counter(task, first):
 
 
 def test_transfer_phase_flops_match_torch_counter():
-    from impls.torch.transfer import Adapter
-
-    a = Adapter()
-    a.build(CATS_VS_DOGS, weights.init_weights(CATS_VS_DOGS, 0), "cpu", 0)
+    a = built("torch", CATS_VS_DOGS, weights.init_weights(CATS_VS_DOGS, 0), phase=None)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 224, 224, 3)).astype(np.float32)
     y = np.array([0, 1], np.int32)
-    ours, layers = task_flops(CATS_VS_DOGS), transfer_layers(CATS_VS_DOGS)
+    ours, layers = task_flops(CATS_VS_DOGS), layer_flops(CATS_VS_DOGS)
     f = dict(layers)
     # What _counted leaves out: fine-tuning trains blocks 13-15, so their depthwise convs have an
     # input and a weight gradient (2 F each); feature extraction runs no backward through the backbone.

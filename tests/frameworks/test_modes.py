@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 
 from bench import weights
-from bench.adapter import NotApplicable, load_adapter
-from bench.modes import JAX_EAGER
+from bench.harness.adapter import NotApplicable, load_adapter
+from bench.spec.modes import JAX_EAGER
 from bench.spec import TASKS
-from bench.worker import Cell, classify, main as worker_main
+from bench.harness.cell import Cell
+from bench.harness.worker import classify, main as worker_main
 from tests.conftest import FW_PARAMS, has, needs
-from tests.frameworks.helpers import batches, without_dropout
+from tests.frameworks.helpers import batches, built, without_dropout
 
 # The MLP without dropout (compiled dropout draws its own masks), 4 real batches, the same weights.
 TASK = without_dropout(TASKS["mnist_mlp"])
@@ -26,8 +27,7 @@ def setup():
 
 
 def _train(fw, w, steps, **kw):
-    a = load_adapter(fw)
-    a.build(TASK, w, "cpu", 0, **kw)
+    a = built(fw, TASK, w, **kw)
     losses = [float(a.train_step(x, y)) for x, y in steps]
     a.sync()
     return a, losses, a.get_weights()
@@ -55,9 +55,7 @@ def _dtype(value) -> str:
 def test_bf16_trains_with_float32_weights_logits_and_loss(fw, setup):
     w, steps = setup
     x = steps[0][0]
-    fp32, bf16 = load_adapter(fw), load_adapter(fw)
-    fp32.build(TASK, w, "cpu", 0)
-    bf16.build(TASK, w, "cpu", 0, precision="bf16")
+    fp32, bf16 = built(fw, TASK, w), built(fw, TASK, w, precision="bf16")
     assert "bfloat16" in bf16.settings()["precision"] and "bfloat16" not in fp32.settings()["precision"]
     raw = bf16.logits(x)
     assert _dtype(raw) == "float32", _dtype(raw)

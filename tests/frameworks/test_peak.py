@@ -4,10 +4,11 @@ import json
 
 import pytest
 
-from bench import efficiency, envinfo
-from bench.flops import task_flops
+from bench import machine
+from bench.harness import efficiency
+from bench.spec.flops import task_flops
 from bench.spec import TASKS
-from bench.worker import Cell
+from bench.harness.cell import Cell
 from tests.conftest import FW_PARAMS, needs
 
 TINY = (128,)  # a real microbenchmark, small enough for a test

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from bench import envinfo
+from bench import machine
 from tests.conftest import FW_PARAMS, GPU_ENV, ROOT
 
 pytestmark = pytest.mark.gpu
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.gpu
 
 @pytest.mark.parametrize("fw", FW_PARAMS)
 def test_a_smoke_cell_trains_on_the_gpu_with_its_pins(fw, tmp_path):
-    if not envinfo.gpu_models():
+    if not machine.gpu_models():
         pytest.skip("no GPU: nvidia-smi lists none")
     # The worker sees the GPUs the user's environment allowed, not the test process's CPU-only view.
     env = {k: v for k, v in os.environ.items() if k not in GPU_ENV}

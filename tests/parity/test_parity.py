@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from bench import weights
-from bench.adapter import load_adapter
+from bench.harness.adapter import load_adapter
 from bench.spec import TASKS
 from tests.conftest import has
-from tests.frameworks.helpers import batches, smooth, smoke_data
+from tests.frameworks.helpers import batches, built, smooth, smoke_data
 
 AVAILABLE = [fw for fw in ("tf", "torch", "jax") if has(fw)]
 pytestmark = [pytest.mark.parity,
@@ -50,8 +50,7 @@ def test_cnn_training_agrees_step_by_step():
     steps = batches(task, 5)
     losses, final = {}, {}
     for fw in AVAILABLE:
-        adapter = load_adapter(fw)
-        adapter.build(task, w, "cpu", 0)
+        adapter = built(fw, task, w)
         losses[fw] = [float(adapter.train_step(x, y)) for x, y in steps]
         final[fw] = adapter.get_weights()
     pairs = list(itertools.combinations(AVAILABLE, 2))

@@ -10,14 +10,17 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from bench import imagefolder, transfer_run, weights
-from bench.adapter import load_adapter
+from bench import data, weights
+from bench.data import photos as imagefolder
+from bench.harness.adapter import load_adapter
 from bench.spec import TASKS
-from bench.vision import CATS_VS_DOGS, IMAGE_DATASETS, is_trainable
+from bench.spec import DATASETS
+from bench.spec.shapes import is_trainable
 from tests.conftest import has
 from tests.frameworks.helpers import batches, changed_keys, without_dropout
 from tests.realdata import photo_folder
 
+CATS_VS_DOGS = TASKS["cats_vs_dogs"]
 AVAILABLE = [fw for fw in ("tf", "torch", "jax") if has(fw)]
 pytestmark = [pytest.mark.parity,
               pytest.mark.skipif(len(AVAILABLE) < 2, reason="parity needs at least two frameworks installed")]
@@ -47,14 +50,13 @@ TOLERANCE = {
 TRANSFER_BATCH, TRANSFER_PHASE_STEPS = 2, (25, 25)
 
 
-def train(fw: str, task, w: dict[str, np.ndarray], phases: list[list], kind: str = "adapter"):
+def train(fw: str, task, w: dict[str, np.ndarray], phases: list[list]):
     """Per-step losses and final weights of `fw`, one list of (x, y) batches per phase."""
-    adapter = load_adapter(fw, kind)
+    adapter = load_adapter(fw)
     adapter.build(task, w, "cpu", 0)
     losses = []
     for p, steps in enumerate(phases):
-        if kind == "transfer":
-            adapter.set_phase(p)
+        adapter.set_phase(p)
         losses += [float(adapter.train_step(x, y)) for x, y in steps]
     return np.array(losses), adapter.get_weights()
 
@@ -108,18 +110,19 @@ def cat_photos(tmp_path_factory) -> imagefolder.Photos:
     n = TRANSFER_BATCH * max(TRANSFER_PHASE_STEPS)
     with pytest.MonkeyPatch.context() as mp:  # decoded photos go to a scratch cache, not the user's
         mp.setenv("BENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
-        return imagefolder.load_split(CATS_VS_DOGS, IMAGE_DATASETS["cats_vs_dogs"], base, "train", n)
+        return imagefolder.load_split(CATS_VS_DOGS.input, DATASETS["cats_vs_dogs"], base, "train", n)
 
 
 def test_fifty_transfer_steps_agree_through_both_phases(cat_photos):
     """Real photos, 25 steps of feature extraction then 25 of fine-tuning (fresh Adam, blocks 13-15
     and the head ConvBN unfrozen), each phase one epoch of the harness's order with its shared flips."""
-    task = dataclasses.replace(CATS_VS_DOGS, head_dropout=0.0, batch_size=TRANSFER_BATCH)
+    task = dataclasses.replace(without_dropout(CATS_VS_DOGS), batch_size=TRANSFER_BATCH)
     w = weights.init_weights(task, 0)
-    # Phase p is epoch p, as bench.transfer_run numbers them with one epoch per phase.
-    phases = [list(itertools.islice(transfer_run.train_batches(cat_photos, task, 0, p), n))
+    # Phase p is epoch p, as the worker numbers them with one epoch per phase.
+    split = data.Split(cat_photos.x, cat_photos.y)
+    phases = [list(itertools.islice(data.train_batches(task, split, 0, p), n))
               for p, n in enumerate(TRANSFER_PHASE_STEPS)]
     assert [len(s) for s in phases] == list(TRANSFER_PHASE_STEPS)
-    runs = {fw: train(fw, task, w, phases, "transfer") for fw in AVAILABLE}
+    runs = {fw: train(fw, task, w, phases) for fw in AVAILABLE}
     trainable = {k for k in w if any(is_trainable(k, ph.trainable) for ph in task.phases)}
     check("cats_vs_dogs", w, runs, lambda moved: moved == trainable)

@@ -7,16 +7,17 @@ import numpy as np
 import pytest
 
 from bench import weights
-from bench.adapter import load_adapter
-from bench.images import SAMPLE_PHOTOS, load_photo, normalize, sample_photo
-from bench.vision import CATS_VS_DOGS
+from bench.harness.adapter import load_adapter
+from bench.data.images import SAMPLE_PHOTOS, load_photo, sample_photo
+from bench.spec import TASKS
 from tests.conftest import has
+from tests.frameworks.helpers import without_dropout
 
 AVAILABLE = [fw for fw in ("tf", "torch", "jax") if has(fw)]
 pytestmark = [pytest.mark.parity,
               pytest.mark.skipif(len(AVAILABLE) < 2, reason="parity needs at least two frameworks installed")]
 
-TASK = CATS_VS_DOGS
+TASK = TASKS["cats_vs_dogs"]
 # About 10x the measurements (max over pairs): logits 9.5e-6 through 60+ layers; 3 steps per phase,
 # |Δ loss| 2.4e-7 and |update difference| / |update| 1.2e-5 (phase 0), 6.9e-5 (phase 1).
 LOGIT_TOLERANCE = 1e-4
@@ -26,8 +27,8 @@ STEP_TOLERANCE = {"loss": 3e-6, "update": 1e-3}
 @pytest.fixture(scope="module")
 def photos() -> np.ndarray:
     """The real sample photos (a cat, a coffee cup) and their mirror images, normalised."""
-    raw = np.stack([load_photo(sample_photo(n), TASK) for n in SAMPLE_PHOTOS])
-    return normalize(np.concatenate([raw, raw[:, :, ::-1]]), TASK)
+    raw = np.stack([load_photo(sample_photo(n), TASK.input) for n in SAMPLE_PHOTOS])
+    return TASK.input.normalize(np.concatenate([raw, raw[:, :, ::-1]]))
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +39,9 @@ def w() -> dict[str, np.ndarray]:
 def test_same_imagenet_logits_and_top5_on_real_photos(w, photos):
     logits, head = {}, {}
     for fw in AVAILABLE:
-        a = load_adapter(fw, "transfer")
+        a = load_adapter(fw)
         a.build(TASK, w, "cpu", 0)
-        logits[fw] = a.predict_imagenet(photos).astype(np.float64)
+        logits[fw] = a.predict_aux(photos).astype(np.float64)
         head[fw] = a.predict(photos).astype(np.float64)
     pairs = list(itertools.combinations(AVAILABLE, 2))
     gap = max(float(np.abs(v[a] - v[b]).max()) for a, b in pairs for v in (logits, head))
@@ -59,12 +60,12 @@ def test_same_imagenet_logits_and_top5_on_real_photos(w, photos):
 def test_training_steps_agree_in_each_phase(w, photos, phase):
     """Without dropout (whose masks come from each framework's own RNG) the same batches give the
     same losses and the same updated weights: frozen layers, inference-mode BatchNorm and Adam."""
-    task = dataclasses.replace(TASK, head_dropout=0.0)
+    task = without_dropout(TASK)
     y = np.array([0, 1, 0, 1], np.int32)
     steps = [(photos, y), (photos[::-1].copy(), y[::-1].copy()), (photos, y)]
     losses, final = {}, {}
     for fw in AVAILABLE:
-        a = load_adapter(fw, "transfer")
+        a = load_adapter(fw)
         a.build(task, w, "cpu", 0)
         a.set_phase(phase)
         losses[fw] = [float(a.train_step(x, t)) for x, t in steps]

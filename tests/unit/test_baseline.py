@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from bench import baseline, history
+from bench.records import baseline, history
 from bench.cli import main
 from bench.errors import RecordError, UsageError
 from bench.records import Record, append, read_file

@@ -1,7 +1,7 @@
 """bench compare on records: thresholds, marks, the significance test with repeats, exit codes."""
 import pytest
 
-from bench import compare
+from bench.records import compare
 from bench.cli import main
 from bench.errors import UsageError
 from bench.records import Record, append

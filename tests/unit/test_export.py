@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import export, records
+from bench import records
+from bench.report import export
 from bench.errors import UsageError
 from tests.conftest import ROOT
 

@@ -1,11 +1,10 @@
-"""Analytic FLOPs per sample (bench/flops.py) against hand counts and the published EfficientNet-Lite0 figure."""
+"""Analytic FLOPs per sample (bench/spec/flops.py) against hand counts and the published EfficientNet-Lite0 figure."""
 import dataclasses
 
-from bench.flops import backbone_layers, phase_train_flops, task_flops, transfer_layers
-from bench.spec import TASKS
-from bench.vision import BACKBONES, CATS_VS_DOGS, Phase
+from bench.spec import TASKS, Phase, PhotoInput
+from bench.spec.flops import layer_flops, phase_train_flops, task_flops
 
-LITE0 = BACKBONES["efficientnet_lite0"]
+CATS_VS_DOGS = TASKS["cats_vs_dogs"]
 
 
 def test_mnist_counts_match_a_hand_calculation():
@@ -23,16 +22,18 @@ def test_efficientnet_lite0_forward_matches_the_published_madds():
     # 4.7M params, 407M MAdds (ImageNet classifier included). That figure comes from a graph
     # profiler that also counts BatchNorm, ReLU6, residual adds and pooling; counting conv and dense
     # multiply-adds only must land a little below it.
-    macs = (sum(f for _, f in backbone_layers(LITE0, 224)) + 2 * LITE0.features * LITE0.imagenet_classes) // 2
+    layers = dict(layer_flops(CATS_VS_DOGS))
+    backbone = sum(f for name, f in layers.items() if name != "top")
+    macs = (backbone + 2 * 1280 * 1000) // 2  # with the ImageNet classifier (1280 features -> 1000 classes)
     assert 0.94 * 407e6 < macs < 407e6
     # The stem by hand: 3x3 stride-2 'same' conv, 224 -> 112, 3 -> 32 channels.
-    assert dict(backbone_layers(LITE0, 224))["stem"] == 2 * 112 * 112 * 32 * 3 * 3 * 3
+    assert layers["stem"] == 2 * 112 * 112 * 32 * 3 * 3 * 3
     # A depthwise conv costs k*k per output, not k*k*C: blocks.1 expands 16 -> 96, 3x3 stride 2, 112 -> 56.
-    assert dict(backbone_layers(LITE0, 224))["blocks.1.depthwise"] == 2 * 56 * 56 * 96 * 3 * 3
+    assert layers["blocks.1.depthwise"] == 2 * 56 * 56 * 96 * 3 * 3
 
 
 def test_transfer_phases_follow_the_frozen_and_trainable_rule():
-    layers = transfer_layers(CATS_VS_DOGS)
+    layers = layer_flops(CATS_VS_DOGS)
     f = dict(layers)
     names = [n for n, _ in layers]
     fwd = sum(f.values())
@@ -56,9 +57,10 @@ def test_transfer_phases_follow_the_frozen_and_trainable_rule():
 
 def test_a_variant_task_gets_its_own_count():
     # FLOPs follow the spec: twice the crop side (448 halves evenly down to 14) is 4x the conv work.
-    big = dataclasses.replace(CATS_VS_DOGS, image_size=448,
+    big = dataclasses.replace(CATS_VS_DOGS, input=dataclasses.replace(CATS_VS_DOGS.input, size=448),
                               phases=(Phase("head", CATS_VS_DOGS.phases[0].optimizer, ("top",)),))
+    assert isinstance(big.input, PhotoInput)
     f224, f448 = task_flops(CATS_VS_DOGS), task_flops(big)
     assert set(f448["phases"]) == {"head"}
-    top = 2 * LITE0.features
+    top = 2 * 1280
     assert f448["forward"] - top == 4 * (f224["forward"] - top)

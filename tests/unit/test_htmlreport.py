@@ -10,7 +10,8 @@ import sys
 import pytest
 from PIL import Image
 
-from bench import htmlreport, plots, records, report
+from bench import records
+from bench.report import html as htmlreport, plots, tables as report
 from tests.conftest import ROOT
 
 FIXTURE = ROOT / "tests" / "data" / "smoke_3fw_3tasks_repeats2.jsonl"
@@ -45,7 +46,7 @@ def test_real_run_gives_every_plot_with_its_framework_colours(real):
             assert rgb(plots.COLOURS[fw]) in found, (p.name, fw)
     acc = out[0]
     for r in real:  # alt text states each cell's median accuracy
-        median = statistics.median(x.test_accuracy for x in real if x.key() == r.key())
+        median = statistics.median(x.test_accuracy for x in real if (x.task, x.framework) == (r.task, r.framework))
         assert f"{r.task} {r.framework} {100 * median:.1f}" in acc.alt
     assert "whiskers: 95 % CI" in out[1].title and out[1].alt.count("(95 % CI ") == 9
     lo, hi, _ = report.aggregate(real)[("mnist_mlp", "jax", "cpu")]["train_time_s_spread"]
@@ -141,7 +142,7 @@ def test_markdown_blocks_cover_the_report_subset():
 
 
 def test_report_modules_import_no_plotting_or_table_library():
-    code = ("import sys, bench.commands, bench.plots, bench.htmlreport, bench.export; "
+    code = ("import sys, bench.cli.run, bench.cli.report, bench.report.plots, bench.report.html, bench.report.export; "
             "print(sorted(m for m in ('matplotlib', 'pandas', 'pyarrow', 'scipy') if m in sys.modules))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert res.returncode == 0 and res.stdout.strip() == "[]", res.stderr  # imported lazily, inside functions

@@ -10,15 +10,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench import images, imagefolder
-from bench.archive import safe_extract
+from bench.data import images, photos as imagefolder
+from bench.data.archive import safe_extract
 from bench.errors import DataError
-from bench.spec import profile_for
-from bench.transfer_run import binary_metrics, train_batches
-from bench.vision import CATS_VS_DOGS, IMAGE_DATASETS, ImageFolderDataset
+from bench import data
+from bench.data.batches import Split
+from bench.harness.evaluate import metrics
+from bench.spec import DATASETS, TASKS, LossType, PhotoFolder
 
-TASK = CATS_VS_DOGS
-DS = IMAGE_DATASETS["cats_vs_dogs"]
+TASK = TASKS["cats_vs_dogs"]
+INPUT = TASK.input
+DS = DATASETS["cats_vs_dogs"]
+
+
+def binary_metrics(z, y):
+    return metrics(LossType.SIGMOID_BINARY_CROSS_ENTROPY, np.asarray(z), np.asarray(y))
 
 
 def jpeg(color, size=(300, 200)) -> bytes:
@@ -50,32 +56,33 @@ def test_load_photo_resizes_the_shorter_side_and_centre_crops(tmp_path):
     im = Image.new("RGB", (600, 300), (0, 0, 255))
     im.paste((255, 0, 0), (0, 0, 200, 300))
     im.save(tmp_path / "a.png")
-    x = images.load_photo(tmp_path / "a.png", TASK)
+    x = images.load_photo(tmp_path / "a.png", INPUT)
     assert x.shape == (224, 224, 3) and x.dtype == np.uint8
     assert x[112, 5, 0] > 200 and x[112, 100, 2] > 200 and x[112, 100, 0] < 30
 
 
-def test_normalize_uses_the_backbone_constants():
+def test_normalize_uses_the_pretrained_weights_constants():
     x = np.array([[[[0, 127, 255]]]], np.uint8)
-    got = images.normalize(x, TASK)
+    got = INPUT.normalize(x)
     assert got.dtype == np.float32
     assert np.allclose(got[0, 0, 0], [(0 - 127) / 128, 0.0, (255 - 127) / 128], atol=1e-6)
 
 
 def test_folder_is_found_balanced_limited_and_cached(tmp_path):
-    make_folder(tmp_path, n=5)
-    prof = profile_for(TASK, "smoke")
-    train, test, source = imagefolder.load_photos(TASK, "cats_vs_dogs", prof, tmp_path)
-    assert train.classes == ["cat", "dog"] and len(train) == 10 and len(test) == 10
-    assert list(train.y[:4]) == [0, 1, 0, 1]  # round-robin: every prefix is balanced
+    make_folder(tmp_path, n=20)
+    prof = TASK.profiles["smoke"]
+    td = data.load(TASK, "cats_vs_dogs", prof, tmp_path)
+    train = imagefolder.load_split(INPUT, DS, tmp_path / "cats_vs_dogs", "train", prof.train_limit)
+    assert train.classes == ["cat", "dog"] and len(td.train) == 40 and len(td.test) == 40 and td.eval_split == "val"
+    assert list(td.train.y[:4]) == [0, 1, 0, 1]  # round-robin: every prefix is balanced
     assert train.files[:3] == ["train/cat/cat.1.jpg", "train/dog/dog.1.jpg", "train/cat/cat.2.jpg"]
-    assert train.x[0, 100, 100, 0] > 150 and train.x[1, 100, 100, 2] > 150  # cat red, dog blue
-    limited = imagefolder.load_split(TASK, DS, tmp_path / "cats_vs_dogs", "train", 3)
+    assert td.train.x[0, 100, 100, 0] > 150 and td.train.x[1, 100, 100, 2] > 150  # cat red, dog blue
+    limited = imagefolder.load_split(INPUT, DS, tmp_path / "cats_vs_dogs", "train", 3)
     assert list(limited.y) == [0, 1, 0]
     cached = list((tmp_path / "cache" / "images").rglob("*.npz"))
     assert len(cached) == 3  # train, val, train-limited
-    again, _, _ = imagefolder.load_photos(TASK, "cats_vs_dogs", prof, tmp_path)
-    assert np.array_equal(again.x, train.x) and again.files == train.files
+    again = data.load(TASK, "cats_vs_dogs", prof, tmp_path)
+    assert np.array_equal(again.train.x, td.train.x) and again.fingerprint == td.fingerprint
 
 
 def test_natural_order_and_validation_folder_name_inside_an_archive_root(tmp_path):
@@ -95,7 +102,7 @@ def test_corrupt_and_non_image_files_are_named_and_skipped(tmp_path):
     base = make_folder(tmp_path, n=2)
     (base / "train" / "cat" / "cat.3.jpg").write_bytes(jpeg((1, 2, 3))[:200])  # truncated JPEG
     (base / "train" / "dog" / "notes.txt").write_text("not a photo")
-    train = imagefolder.load_split(TASK, DS, base, "train", None)
+    train = imagefolder.load_split(INPUT, DS, base, "train", None)
     assert len(train) == 4
     assert sorted(Path(s.split(":")[0]).name for s in train.skipped) == ["cat.3.jpg", "notes.txt"]
     assert all("not a readable image" in s for s in train.skipped)
@@ -106,14 +113,14 @@ def test_empty_single_and_unreadable_classes_are_errors(tmp_path):
     for f in (base / "train" / "dog").iterdir():
         f.unlink()
     with pytest.raises(DataError, match="empty class folder"):
-        imagefolder.load_split(TASK, DS, base, "train", None)
+        imagefolder.load_split(INPUT, DS, base, "train", None)
     (base / "train" / "dog").rmdir()
     with pytest.raises(DataError, match="1 class folder"):
-        imagefolder.load_split(TASK, DS, base, "train", None)
+        imagefolder.load_split(INPUT, DS, base, "train", None)
     (base / "train" / "dog").mkdir()
     (base / "train" / "dog" / "x.jpg").write_bytes(b"garbage")
     with pytest.raises(DataError, match="no readable photo"):
-        imagefolder.load_split(TASK, DS, base, "train", None)
+        imagefolder.load_split(INPUT, DS, base, "train", None)
 
 
 def test_missing_folder_offline_names_the_place_and_layout(tmp_path, monkeypatch):
@@ -125,11 +132,12 @@ def test_missing_folder_offline_names_the_place_and_layout(tmp_path, monkeypatch
 
 def test_flip_and_order_are_shared_and_seeded(tmp_path):
     make_folder(tmp_path, n=40)
-    train = imagefolder.load_split(TASK, DS, tmp_path / "cats_vs_dogs", "train", None)
+    train = imagefolder.load_split(INPUT, DS, tmp_path / "cats_vs_dogs", "train", None)
     train.x[:, :, :112] = 0  # left half black: a mirrored image has its black half on the right
-    a = list(train_batches(train, TASK, seed=3, epoch=0))
-    b = list(train_batches(train, TASK, seed=3, epoch=0))
-    c = list(train_batches(train, TASK, seed=3, epoch=1))
+    split = Split(train.x, train.y)
+    a = list(data.train_batches(TASK, split, seed=3, epoch=0))
+    b = list(data.train_batches(TASK, split, seed=3, epoch=0))
+    c = list(data.train_batches(TASK, split, seed=3, epoch=1))
     assert len(a) == 80 // TASK.batch_size and all(np.array_equal(p[0], q[0]) for p, q in zip(a, b))
     assert not np.array_equal(a[0][1], c[0][1]) or not np.array_equal(a[0][0], c[0][0])
     left_dark = np.array([x[100, 50].mean() < x[100, 170].mean() for x in a[0][0]])
@@ -198,7 +206,7 @@ def test_archive_downloads_verifies_extracts_and_loads(tmp_path, server):
     srv = server({"/good.zip": body, "/short.zip": body[:1000]})
 
     def spec(url, sha):
-        return ImageFolderDataset(name="cats_vs_dogs", splits=DS.splits, num_classes=2, archive_urls=(url,),
+        return PhotoFolder(name="cats_vs_dogs", splits=DS.splits, num_classes=2, archive_urls=(url,),
                                   archive_name="c.zip", archive_size=len(body), archive_sha256=sha,
                                   max_extract_bytes=10**7, attribution="test")
 
@@ -210,7 +218,7 @@ def test_archive_downloads_verifies_extracts_and_loads(tmp_path, server):
         imagefolder.ensure(spec(srv.url + "/nope.zip", None), root)
     base = imagefolder.ensure(spec(srv.url + "/good.zip", hashlib.sha256(body).hexdigest()), root)
     assert base == root / "cats_vs_dogs" / "cats_and_dogs_filtered"
-    train = imagefolder.load_split(TASK, DS, base, "train", None)
+    train = imagefolder.load_split(INPUT, DS, base, "train", None)
     assert len(train) == 4 and train.classes == ["cat", "dog"]
     # Not pinned upstream: the first download's hash is kept, a later different file is refused.
     root2 = tmp_path / "data2"

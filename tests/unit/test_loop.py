@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from bench import loop
+from bench.harness import loop
 from bench.spec import Measurement
-from bench.timing import StepWindows
+from bench.harness.timing import StepWindows
 
 
 class Source:

@@ -1,12 +1,17 @@
 """Modes and precisions without a framework: defaults, old records, cell keys, compare, report, worker env."""
+import dataclasses
 import json
 
 import pytest
 
-from bench import compare, modes, records, report
+from bench import records
+from bench.records import compare
+from bench.report import markdown, tables as report
+from bench.spec import modes
 from bench.errors import UsageError
 from bench.records import CELL_KEY, Record, cell_key
-from bench.runner import RunConfig, plan, worker_env
+from bench.runner import RunConfig, plan
+from bench.runner.isolation import worker_env
 
 
 def rec(**kw) -> Record:
@@ -40,12 +45,11 @@ def test_records_from_before_modes_read_as_what_they_ran(tmp_path):
 
 
 def test_plan_resolves_the_mode_per_framework_and_keys_keep_modes_apart(tmp_path):
-    cfg = RunConfig(tasks=["mnist_mlp"], frameworks=["tf", "torch", "jax"], devices=["cpu", "gpu"], out=tmp_path)
+    cfg = RunConfig(tasks=("mnist_mlp",), frameworks=("tf", "torch", "jax"), devices=("cpu", "gpu"), out=tmp_path)
     assert {(c.framework, c.device): c.mode for c in plan(cfg)} == {
         ("tf", "cpu"): "eager", ("tf", "gpu"): "compiled", ("torch", "cpu"): "eager", ("torch", "gpu"): "eager",
         ("jax", "cpu"): "compiled", ("jax", "gpu"): "compiled"}
-    cfg.mode, cfg.precision = "compiled", "bf16"
-    cells = plan(cfg)
+    cells = plan(dataclasses.replace(cfg, mode="compiled", precision="bf16"))
     assert {(c.mode, c.precision) for c in cells} == {("compiled", "bf16")}
     assert "mode" in CELL_KEY and "precision" in CELL_KEY
     assert cell_key(rec(mode="compiled")) != cell_key(rec(mode="eager"))
@@ -73,11 +77,11 @@ def test_report_labels_rows_when_a_framework_ran_in_several_modes():
     plain = [rec(), rec(framework="jax", mode="compiled")]
     _, rows = report.table_rows(plain)
     assert [r[1] for r in rows] == ["torch", "jax"]
-    assert "- Modes and precision: torch eager, fp32; jax compiled, fp32" in report.markdown_report(plain)
+    assert "- Modes and precision: torch eager, fp32; jax compiled, fp32" in markdown.markdown_report(plain)
     drawn = [rec(settings={"input": "batches drawn in the training thread, between steps"}),
              rec(framework="jax", device="gpu", settings={"input": "batches drawn 2 ahead of training on a background thread"})]
     assert ("; input: cpu: batches drawn in the training thread, between steps; "
-            "gpu: batches drawn 2 ahead of training on a background thread") in report.markdown_report(drawn)
+            "gpu: batches drawn 2 ahead of training on a background thread") in markdown.markdown_report(drawn)
     mixed = plain + [rec(mode="compiled", precision="bf16", train_time_s=4.0)]
     _, rows = report.table_rows(mixed)
     assert [r[1] for r in rows] == ["torch (compiled, bf16)", "torch (eager, fp32)", "jax"]
@@ -85,7 +89,7 @@ def test_report_labels_rows_when_a_framework_ran_in_several_modes():
 
 
 def test_gpu_cells_get_one_autotuning_policy_and_cpu_cells_none(tmp_path):
-    cfg = RunConfig(tasks=["mnist_mlp"], frameworks=["jax"], devices=["cpu", "gpu"], out=tmp_path)
+    cfg = RunConfig(tasks=("mnist_mlp",), frameworks=("jax",), devices=("cpu", "gpu"), out=tmp_path)
     cpu, gpu = plan(cfg)
     env = worker_env(gpu, {"XLA_FLAGS": "--xla_dump_to=/tmp/x --xla_gpu_autotune_level=0"})
     assert env["TF_CUDNN_USE_AUTOTUNE"] == "1"

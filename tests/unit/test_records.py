@@ -1,4 +1,5 @@
 """Records: versioned, appended atomically by concurrent writers, damaged lines skipped and reported."""
+import dataclasses
 import json
 import multiprocessing
 
@@ -74,12 +75,11 @@ def test_collect_folders_and_missing_paths(tmp_path):
 def test_plan_is_pure_and_same_seed_repeats_differ_only_by_repeat_index(tmp_path):
     from bench.runner import RunConfig, plan
 
-    cfg = RunConfig(tasks=["mnist_mlp"], frameworks=["tf", "torch"], devices=["cpu"], repeats=3, seed=7,
+    cfg = RunConfig(tasks=("mnist_mlp",), frameworks=("tf", "torch"), devices=("cpu",), repeats=3, seed=7,
                     out=tmp_path / "out")
     cells = plan(cfg)
     assert [(c.seed, c.repeat, c.framework) for c in cells] == [
         (7, 0, "tf"), (7, 0, "torch"), (8, 1, "tf"), (8, 1, "torch"), (9, 2, "tf"), (9, 2, "torch")]
-    cfg.same_seed = True
-    keys = [cell_key(c) for c in plan(cfg)]
+    keys = [cell_key(c) for c in plan(dataclasses.replace(cfg, same_seed=True))]
     assert len(set(keys)) == 6 and {k[CELL_KEY.index("seed")] for k in keys} == {7}
     assert not (tmp_path / "out").exists()  # planning writes nothing: a bad run leaves no folder

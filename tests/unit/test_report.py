@@ -1,5 +1,5 @@
 """The comparison table: medians over repeats, failures shown, GPU speedup only with both devices."""
-from bench import report
+from bench.report import markdown, tables as report
 from bench.records import Record
 
 
@@ -22,7 +22,7 @@ def test_rows_are_task_by_framework_with_medians_and_speedup():
     assert tf_row["GPU peak device mem"] == "3 MiB"
     jax_row = dict(zip(header, rows[1]))
     assert jax_row["CPU status"] == "failed" and jax_row["CPU accuracy"] == "–"
-    md = report.markdown_report(recs)
+    md = markdown.markdown_report(recs)
     assert "RuntimeError: boom" in md and "| mnist_cnn | tf |" in md
 
 
@@ -33,8 +33,8 @@ def test_single_device_has_no_speedup_column():
 
 def test_records_of_two_spec_versions_are_flagged():
     same = [rec(), rec(framework="torch")]
-    assert report.spec_mismatches(same) == []
+    assert markdown.spec_mismatches(same) == []
     mixed = same + [rec(framework="jax", spec_hash="other")]
-    (warning,) = report.spec_mismatches(mixed)
+    (warning,) = markdown.spec_mismatches(mixed)
     assert "mnist_cnn" in warning and "2 versions" in warning and "other" in warning
-    assert warning in report.markdown_report(mixed, report.spec_mismatches(mixed))
+    assert warning in markdown.markdown_report(mixed, markdown.spec_mismatches(mixed))

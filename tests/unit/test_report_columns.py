@@ -20,8 +20,9 @@ import pytest
 from rich.console import Console
 from scipy import stats
 
-from bench import export, htmlreport, records, report
-from bench.modes import framework_labels
+from bench import records
+from bench.report import export, html as htmlreport, markdown, tables as report
+from bench.spec.modes import framework_labels
 from tests.conftest import ROOT
 
 FIXTURES = {"current": ROOT / "tests" / "data" / "smoke_3fw_3tasks_repeats2.jsonl",
@@ -74,7 +75,7 @@ def tta(oks: list[records.Record]) -> str:
     reached = [r.time_to_accuracy_s for r in oks if r.time_to_accuracy_s is not None]
     if not reached:
         return "not reached"
-    t = report._fmt_s(statistics.median(reached))
+    t = report.fmt_s(statistics.median(reached))
     return t if len(reached) == len(oks) else f"{t} ({len(reached)}/{len(oks)} reached)"
 
 
@@ -95,18 +96,18 @@ def expected_cells(group: list[records.Record]) -> dict[str, str]:
         return col
     f = report
     col.update({
-        "accuracy": f._fmt_pct(med([r.test_accuracy for r in oks])),
-        "train s": spread([r.train_time_s for r in oks], f._fmt_s),
-        "first epoch s": f._fmt_s(med([r.first_epoch_s for r in oks])),
-        "steady epoch s": f._fmt_s(med([r.steady_epoch_s for r in oks])),
-        "first step s": f._fmt_s(med([r.first_step_s for r in oks])),
+        "accuracy": f.fmt_pct(med([r.test_accuracy for r in oks])),
+        "train s": spread([r.train_time_s for r in oks], f.fmt_s),
+        "first epoch s": f.fmt_s(med([r.first_epoch_s for r in oks])),
+        "steady epoch s": f.fmt_s(med([r.steady_epoch_s for r in oks])),
+        "first step s": f.fmt_s(med([r.first_step_s for r in oks])),
         "steady step ms ± IQR": step(oks),
         "time to acc s": tta(oks),
-        "samples/s": spread([r.samples_per_s for r in oks], f._fmt_rate),
-        "GFLOP/s": f._fmt_gflops(med([r.achieved_flops for r in oks])),
-        "MFU": f._fmt_mfu(med([r.mfu for r in oks])),
-        "peak RSS": f._fmt_bytes(med([r.peak_host_rss_bytes for r in oks])),
-        "train-added RSS": f._fmt_bytes(med([r.train_added_rss_bytes for r in oks])),
+        "samples/s": spread([r.samples_per_s for r in oks], f.fmt_rate),
+        "GFLOP/s": f.fmt_gflops(med([r.achieved_flops for r in oks])),
+        "MFU": f.fmt_mfu(med([r.mfu for r in oks])),
+        "peak RSS": f.fmt_bytes(med([r.peak_host_rss_bytes for r in oks])),
+        "train-added RSS": f.fmt_bytes(med([r.train_added_rss_bytes for r in oks])),
     })
     return col
 
@@ -135,7 +136,7 @@ def check_table(header: list[str], rows: list[list[str]], recs: list[records.Rec
 
 
 def test_markdown_table_cells_are_the_medians_of_the_records(real):
-    md = report.markdown_report(real)
+    md = markdown.markdown_report(real)
     lines = [ln for ln in md.splitlines() if ln.startswith("| ")]
     header = [c.strip() for c in lines[0].strip("|").split(" | ")]
     n_rows = len(groups(real))
@@ -201,7 +202,7 @@ def test_csv_has_every_record_field_of_every_record(real, tmp_path):
 
 
 def test_phase_table_rows_are_each_records_phases(real):
-    md = report.markdown_report(real)
+    md = markdown.markdown_report(real)
     with_phases = [r for r in real if r.status == "ok" and r.phases]
     if not with_phases:
         assert "## Transfer-learning phases" not in md
@@ -212,12 +213,12 @@ def test_phase_table_rows_are_each_records_phases(real):
     f = report
     for r in with_phases:
         for ph in r.phases:
-            step_cell = f._fmt_step({"steady_step_s": ph["steady_step_s"], "steady_step_iqr_s": ph["steady_step_iqr_s"],
+            step_cell = f.fmt_step({"steady_step_s": ph["steady_step_s"], "steady_step_iqr_s": ph["steady_step_iqr_s"],
                                      "no_window": ph["step_windows"] == 0})
             want.append([r.task, r.framework, r.device, str(r.seed), ph["name"], f"{ph['trainable_params']:,}",
-                         f._fmt_s(ph["time_s"]), f._fmt_s(ph["first_epoch_s"]), f._fmt_s(ph["steady_epoch_s"]),
-                         f._fmt_s(ph["first_step_s"]), step_cell, f"{ph['samples_per_s']:,.1f}", f._fmt_mfu(ph["mfu"]),
-                         f._fmt_pct(ph["val_accuracy"])])
+                         f.fmt_s(ph["time_s"]), f.fmt_s(ph["first_epoch_s"]), f.fmt_s(ph["steady_epoch_s"]),
+                         f.fmt_s(ph["first_step_s"]), step_cell, f"{ph['samples_per_s']:,.1f}", f.fmt_mfu(ph["mfu"]),
+                         f.fmt_pct(ph["val_accuracy"])])
     got = [[c.strip().replace("\\|", "|") for c in ln.strip("|").split(" | ")] for ln in lines[:len(want)]]
     assert got == want
 
@@ -231,6 +232,6 @@ def test_time_to_accuracy_counts_the_repeats_that_reached_it():
     edited = {id(same[0]): dataclasses.replace(same[0], time_to_accuracy_s=12.5, tta_reached_epoch=2)}
     recs = [edited.get(id(r), r) for r in real]
     assert expected_cells(groups(recs)[(first.task, first.framework)])["time to acc s"] == "12.50 (1/2 reached)"
-    md = report.markdown_report(recs)
+    md = markdown.markdown_report(recs)
     header, *rows = [[c.strip() for c in ln.strip("|").split(" | ")] for ln in md.splitlines() if ln.startswith("| ")]
     check_table(header, rows[:len(groups(recs))], recs, compact=False)

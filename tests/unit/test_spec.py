@@ -1,8 +1,19 @@
 """The spec pins shapes, parameter counts, FLOPs and the hash that makes records comparable."""
 import dataclasses
 
-from bench.shapes import flatten_input_shape, flops_per_sample, layer_shapes, param_shapes
-from bench.spec import PROFILES, TASKS, Adam, param_count, resolve_epochs, spec_hash
+import pytest
+
+from bench.errors import UsageError
+from bench.runner import RunConfig
+from bench.spec import TASKS, Adam, Dense, Flatten, LossType, param_count, resolve_epochs, spec_hash
+from bench.spec.flops import task_flops
+from bench.spec.shapes import flatten_input_shape, layer_shapes, param_shapes
+from tests.frameworks.helpers import with_optimizer
+
+# The hash of each task as it stands. A change to a task (or to how the hash is computed) changes it,
+# which makes older records "not comparable" in `bench compare` and refused by `--resume`: update
+# these only on purpose, and say so in the commit and docs/records.md.
+SPEC_HASHES = {"mnist_mlp": "d0f44b78b5f4f46d", "mnist_cnn": "8cb359f8946dee44", "cats_vs_dogs": "0ac51de2f1b8fac8"}
 
 
 def test_parameter_counts_match_the_keras_examples():
@@ -14,34 +25,61 @@ def test_parameter_counts_match_the_keras_examples():
 def test_cnn_shapes_and_the_flatten_that_channels_first_frameworks_must_permute():
     cnn = TASKS["mnist_cnn"]
     assert layer_shapes(cnn)[:5] == [(26, 26, 32), (13, 13, 32), (11, 11, 64), (5, 5, 64), (1600,)]
-    assert flatten_input_shape(cnn) == {6: (5, 5, 64)}
+    assert flatten_input_shape(cnn) == {"layers.6": (5, 5, 64)}
     assert param_shapes(cnn)["layers.2.kernel"] == (3, 3, 32, 64)
-    assert flatten_input_shape(TASKS["mnist_mlp"]) == {1: (28, 28, 1)}
+    assert flatten_input_shape(TASKS["mnist_mlp"]) == {"layers.1": (28, 28, 1)}
 
 
 def test_analytic_flops_match_the_design_figures():
-    assert flops_per_sample(TASKS["mnist_mlp"])["forward"] == 2 * (784 * 512 + 512 * 512 + 512 * 10)
-    assert round(flops_per_sample(TASKS["mnist_cnn"])["train"] / 1e6, 1) == 14.6
+    assert task_flops(TASKS["mnist_mlp"])["forward"] == 2 * (784 * 512 + 512 * 512 + 512 * 10)
+    assert round(task_flops(TASKS["mnist_cnn"])["train"] / 1e6, 1) == 14.6
 
 
-def test_spec_hash_is_stable_and_sees_every_hyper_parameter():
+def test_spec_hash_is_pinned_stable_and_sees_every_hyper_parameter():
+    assert {name: spec_hash(task) for name, task in TASKS.items()} == SPEC_HASHES
     cnn = TASKS["mnist_cnn"]
     assert spec_hash(cnn) == spec_hash(dataclasses.replace(cnn))
-    other_eps = dataclasses.replace(cnn, optimizer=dataclasses.replace(cnn.optimizer, eps=1e-8))
+    other_eps = with_optimizer(cnn, dataclasses.replace(cnn.phases[0].optimizer, eps=1e-8))
     assert spec_hash(other_eps) != spec_hash(cnn)
-    assert spec_hash(TASKS["mnist_mlp"]) != spec_hash(cnn)
+    other_input = dataclasses.replace(cnn, input=dataclasses.replace(cnn.input, scale=1.0))
+    assert spec_hash(other_input) != spec_hash(cnn)
 
 
 def test_framework_defaults_are_never_relied_on():
     # Keras Adam/RMSprop default eps is 1e-7, torch/optax 1e-8: the spec must say which.
-    assert TASKS["mnist_cnn"].optimizer == Adam(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-7)
-    mlp = TASKS["mnist_mlp"].optimizer
+    assert TASKS["mnist_cnn"].phases[0].optimizer == Adam(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-7)
+    mlp = TASKS["mnist_mlp"].phases[0].optimizer
     assert (mlp.lr, mlp.rho, mlp.eps, mlp.momentum, mlp.centered) == (1e-3, 0.9, 1e-7, 0.0, False)
+
+
+def test_every_task_is_one_model_with_its_loss_and_phases():
+    for task in TASKS.values():
+        assert isinstance(task.layers[-1], Dense) and task.phases and task.profiles.keys() == {"smoke", "quick",
+                                                                                             "standard"}
+    assert TASKS["cats_vs_dogs"].loss is LossType.SIGMOID_BINARY_CROSS_ENTROPY and TASKS["cats_vs_dogs"].num_classes == 2
+    assert TASKS["mnist_mlp"].loss is LossType.SOFTMAX_CROSS_ENTROPY and TASKS["mnist_mlp"].num_classes == 10
+    assert isinstance(TASKS["mnist_mlp"].layers[0], Flatten)
 
 
 def test_profiles_resolve_epochs():
     mlp = TASKS["mnist_mlp"]
-    assert resolve_epochs(mlp, PROFILES["standard"]) == 20
-    assert resolve_epochs(TASKS["mnist_cnn"], PROFILES["standard"]) == 15
-    assert resolve_epochs(mlp, PROFILES["quick"]) == 2
-    assert resolve_epochs(mlp, PROFILES["smoke"], override=5) == 5
+    assert resolve_epochs(mlp, "standard") == 20
+    assert resolve_epochs(TASKS["mnist_cnn"], "standard") == 15
+    assert resolve_epochs(mlp, "quick") == 2
+    assert resolve_epochs(mlp, "smoke", override=5) == 5
+    assert resolve_epochs(TASKS["cats_vs_dogs"], "smoke") == 1  # per phase
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("tasks", ("nope",), "unknown task 'nope'"), ("frameworks", (), "no framework chosen"),
+    ("profile", "huge", "unknown profile 'huge'"), ("mode", "fast", "--mode: unknown mode 'fast'"),
+    ("dataset", "cats_vs_dogs", "task mnist_mlp does not run on cats_vs_dogs"), ("repeats", 0, "outside 1..100"),
+    ("seed", 2**32 - 1, "goes past the largest seed"), ("timeout_s", 0.0, "positive"), ("epochs", 0, "at least 1"),
+])
+def test_a_run_configuration_is_validated_when_built(field, value, message):
+    base = dict(tasks=("mnist_mlp",), frameworks=("torch",), devices=("cpu",), repeats=2)
+    with pytest.raises(UsageError, match=message):
+        RunConfig(**{**base, field: value})
+    cfg = RunConfig(**base)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.seed = 3  # type: ignore[misc]

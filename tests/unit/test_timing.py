@@ -10,10 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import data, measure, runner, weights, worker
-from bench.flops import task_flops
+from bench import data, runner, weights
+from bench.harness import memory as measure
+from bench.harness import worker
+from bench.harness.cell import Cell
+from bench.harness.train import run_train
+from bench.spec.flops import task_flops
 from bench.spec import PROFILES, TASKS, Measurement
-from bench.timing import StepWindows, TimeToAccuracy
+from bench.harness.timing import StepWindows, TimeToAccuracy
 
 
 class FakeClock:
@@ -160,7 +164,7 @@ def run_fake(monkeypatch, tmp_path, task_name: str, epochs: int, data_root: Path
     import types
 
     clock = FakeClock()
-    monkeypatch.setattr("bench.measure.clock", clock)
+    monkeypatch.setattr("bench.harness.timing.clock", clock)
     monkeypatch.setitem(sys.modules, "impls.torch.peak", types.SimpleNamespace(matmul_timer=fake_peak_timer))
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     task = TASKS[task_name]
@@ -170,9 +174,9 @@ def run_fake(monkeypatch, tmp_path, task_name: str, epochs: int, data_root: Path
         holder["a"] = ClockedAdapter(clock, holder["steps"], epochs, labels, classes)
         return holder["a"]
 
-    monkeypatch.setattr("bench.adapter.load_adapter", load)
+    monkeypatch.setattr("bench.harness.train.load_adapter", load)
     wpath, _ = weights.materialize(task, 0, tmp_path / "w", data_root)
-    cell = worker.Cell(task=task_name, framework="torch", device="cpu", profile="smoke", dataset=task.datasets[0],
+    cell = Cell(task=task_name, framework="torch", device="cpu", profile="smoke", dataset=task.datasets[0],
                        seed=0, epochs=epochs, data_root=str(data_root), weights_path=str(wpath))
     return cell, holder, clock
 
@@ -199,7 +203,7 @@ def expected_windows(steps: int, m: Measurement, first_phase: bool) -> dict:
 @pytest.mark.parametrize("task_name", ["mnist_mlp", "mnist_cnn"])
 def test_every_derived_time_of_a_cell_is_exact_on_a_fake_clock(tmp_path, monkeypatch, task_name):
     task = TASKS[task_name]
-    td = data.load_task_data(task, "mnist", PROFILES["smoke"], tmp_path)  # the bundled digits: offline
+    td = data.load(task, "mnist", PROFILES["smoke"], tmp_path)  # the bundled digits: offline
     steps = len(td.train) // task.batch_size
     labels = {task.eval_batch_size: td.test.y}
     if td.val is not None:
@@ -208,7 +212,7 @@ def test_every_derived_time_of_a_cell_is_exact_on_a_fake_clock(tmp_path, monkeyp
     cell, holder, clock = run_fake(monkeypatch, tmp_path, task_name, 3, tmp_path, labels, 10)
     holder["steps"] = steps
     out, events = {}, []
-    worker.run_train(cell, out, lambda ev, **kw: events.append(ev))
+    run_train(cell, out, lambda ev, **kw: events.append(ev))
     want = expected_phase(steps, task.batch_size, True)
     evals = 1 + (td.val is not None)  # evaluations per epoch: test, and val where the task holds one out
     assert out["epoch_times_s"] == want["epoch_times_s"] and [h["time_s"] for h in out["history"]] == want["epoch_times_s"]
@@ -243,7 +247,7 @@ def test_both_phases_of_a_transfer_cell_are_exact_on_a_fake_clock(tmp_path, monk
                                    {task.eval_batch_size: val_y}, 1)
     holder["steps"] = steps = 64 // task.batch_size
     out = {}
-    worker.run_train(cell, out, lambda ev, **kw: None)
+    run_train(cell, out, lambda ev, **kw: None)
     flops = task_flops(task)
     assert [p["name"] for p in out["phases"]] == [ph.name for ph in task.phases]
     for i, ph in enumerate(out["phases"]):
@@ -271,16 +275,16 @@ def test_whole_process_peak_survives_the_reset_that_measures_training(tmp_path):
     # A worker whose setup peaks at ~300 MiB and whose "training" adds ~40 MiB: the reset lowers
     # the ru_maxrss wait4 reports, and the runner must still record the 300 MiB peak.
     (tmp_path / "fake_worker.py").write_text(
-        "import sys\nfrom pathlib import Path\nfrom bench import measure, worker\n"
+        "import sys\nfrom pathlib import Path\nfrom bench.harness import memory as measure, worker\n"
         "def touch(mib):\n    b = bytearray(mib * 2**20)\n    b[::4096] = b'\\1' * len(b[::4096])\n    return b\n"
         "big = touch(300)\ndel big\nout = {'status': 'ok'}\nrss = measure.start_training_rss(out, worker.emit)\n"
         "small = touch(40)\nout.update(measure.train_rss(rss))\nworker.write_json(Path(sys.argv[-1]), out)\n")
     python = tmp_path / "python"
     python.write_text(f'#!/bin/sh\nexec {sys.executable} {tmp_path / "fake_worker.py"} "$@"\n')
     python.chmod(0o755)
-    cfg = runner.RunConfig(tasks=["mnist_mlp"], frameworks=["torch"], devices=["cpu"], out=tmp_path / "run",
+    cfg = runner.RunConfig(tasks=("mnist_mlp",), frameworks=("torch",), devices=("cpu",), out=tmp_path / "run",
                            pythons={"torch": str(python)}, timeout_s=60)
-    cell = worker.Cell(task="mnist_mlp", framework="torch", device="cpu", profile="smoke", dataset="mnist", seed=0,
+    cell = Cell(task="mnist_mlp", framework="torch", device="cpu", profile="smoke", dataset="mnist", seed=0,
                        epochs=1, data_root=str(tmp_path), weights_path=str(tmp_path / "none.npz"))
     rec, body = runner.run_cell(cell, cfg)
     assert rec.status == "ok", rec.error

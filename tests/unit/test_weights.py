@@ -6,7 +6,7 @@ import pytest
 
 from bench import weights
 from bench.errors import BenchError
-from bench.shapes import param_shapes
+from bench.spec.shapes import param_shapes
 from bench.spec import TASKS
 
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import worker
-from bench.adapter import DeviceUnavailable
-from bench.runner import worker_env
+from bench.harness import worker
+from bench.harness.adapter import DeviceUnavailable
+from bench.runner.isolation import worker_env
 from tests.conftest import has
 
 
@@ -50,7 +50,7 @@ def test_worker_env_cpu_cells_hide_gpus_and_share_one_thread_budget(tmp_path):
 def test_memory_errors_are_named_as_such():
     import resource
 
-    from bench.worker import classify
+    from bench.harness.worker import classify
 
     if resource.getrlimit(resource.RLIMIT_AS)[0] != resource.RLIM_INFINITY:
         pytest.skip("the test process itself runs under a memory limit")

@@ -1,0 +1,92 @@
+"""Parsing and checking command-line values: every bad one is one clear line (a UsageError), never a traceback."""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+from typing import Callable, Sequence
+
+from bench.errors import UsageError
+from bench.harness.adapter import FRAMEWORK_PACKAGES
+from bench.spec import FRAMEWORKS
+
+
+def choices(value: str, valid: Sequence[str], what: str) -> tuple[str, ...]:
+    """'a,b' or 'all' -> a validated, de-duplicated tuple in the canonical order."""
+    items = [v.strip() for v in value.split(",")]
+    if not value.strip() or any(not v for v in items):
+        raise UsageError(f"--{what}: empty name in {value!r}; choose from {', '.join(valid)} or all")
+    if "all" in items:
+        return tuple(valid)
+    bad = [v for v in items if v not in valid]
+    if bad:
+        raise UsageError(f"unknown {what} {bad[0]!r}; choose from {', '.join(valid)} or all")
+    return tuple(v for v in valid if v in items)
+
+
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
+        return value
+    return parse
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number of seconds")
+    return value
+
+
+def pythons(text: str | None) -> dict[str, str]:
+    """--python fw=/path,... merged over $BENCH_PYTHON_<FW>; every interpreter must exist."""
+    mapping = {fw: os.environ[f"BENCH_PYTHON_{fw.upper()}"] for fw in FRAMEWORKS
+               if os.environ.get(f"BENCH_PYTHON_{fw.upper()}")}
+    for item in filter(None, (text or "").split(",")):
+        fw, sep, exe = item.partition("=")
+        if not sep or fw.strip() not in FRAMEWORKS or not exe.strip():
+            raise UsageError(f"--python: {item!r} is not FRAMEWORK=INTERPRETER with FRAMEWORK one of {', '.join(FRAMEWORKS)}")
+        mapping[fw.strip()] = exe.strip()
+    for fw, exe in mapping.items():
+        found = shutil.which(exe)
+        if not found:
+            raise UsageError(f"interpreter for {fw} not found or not executable: {exe}")
+        mapping[fw] = found
+    return mapping
+
+
+def data_root(arg: Path | None) -> Path:
+    from bench.data import default_data_root
+
+    root = arg if arg is not None else default_data_root()
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"--data-root {root} is a file; pass a folder")
+    return root
+
+
+def writable_folder(path: Path, flag: str = "--out") -> Path:
+    """The folder, created if missing, after a test write: a bad one fails now, not after an hour of training."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot write to {path} ({exc.strerror or exc}); pass a writable {flag}") from None
+    return path
+
+
+def installed(framework: str) -> bool:
+    """Whether the framework's packages are importable here (found, not imported)."""
+    return all(importlib.util.find_spec(m) is not None for m in FRAMEWORK_PACKAGES[framework])
+

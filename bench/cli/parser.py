@@ -1,0 +1,109 @@
+"""The command line's grammar: run | list | verify | report | compare | baseline."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Sequence
+
+from bench import machine
+from bench.cli.args import bounded_int, positive_float
+from bench.errors import UsageError
+from bench.spec import DATASETS, DEFAULT_TASKS, FRAMEWORKS, PROFILES, TASKS
+
+MAX_EPOCHS = 10_000
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports bad input in one line (what was wrong, where to look) and exits 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]  # raises instead of exiting
+        sub = " ".join(self.prog.split()[1:])  # "bench run" -> "run"; the top-level parser has none
+        raise UsageError(f"{message} (see: python -m bench {sub + ' ' if sub else ''}--help)")
+
+
+def _common(p: argparse.ArgumentParser, *, devices: bool = True, tasks: Sequence[str] = tuple(TASKS)) -> None:
+    default = "all" if list(tasks) == list(TASKS) else ",".join(tasks)
+    p.add_argument("--task", default=default, help=f"comma list of {', '.join(TASKS)} or all (default: {default})")
+    p.add_argument("--framework", default="all", help=f"comma list of {', '.join(FRAMEWORKS)} or all (default: all)")
+    if devices:
+        p.add_argument("--device", default="cpu", help="cpu, gpu or cpu,gpu (default: cpu)")
+    p.add_argument("--data-root", type=Path, default=None,
+                   help="folder with one sub-folder per dataset (default: $BENCH_DATA or ~/.cache/bench/data)")
+    p.add_argument("--python", default=None, metavar="FW=EXE,...",
+                   help="run a framework under its own interpreter, e.g. torch=/envs/torch/bin/python "
+                        "(also $BENCH_PYTHON_TF, $BENCH_PYTHON_TORCH, $BENCH_PYTHON_JAX)")
+    p.add_argument("--timeout", type=positive_float, default=3600.0, help="seconds per cell (default: 3600)")
+
+
+def _run(sub: argparse._SubParsersAction[Parser]) -> None:
+    run = sub.add_parser("run", help="train every (task, framework, device) cell and print the comparison")
+    _common(run, tasks=DEFAULT_TASKS)
+    run.add_argument("--profile", default="smoke", help=f"{', '.join(PROFILES)} (default: smoke)")
+    run.add_argument("--dataset", default=None, help=f"{', '.join(DATASETS)} (default: each task's own)")
+    run.add_argument("--epochs", type=bounded_int(1, MAX_EPOCHS), default=None,
+                     help="override the profile's epochs (per phase)")
+    run.add_argument("--seed", type=bounded_int(0, 2**32 - 1), default=0, help="weights, data order and dropout seed")
+    run.add_argument("--repeats", type=bounded_int(1, 100), default=1,
+                     help="independent runs per cell, seeds SEED..SEED+N-1; tables show medians, 95%% CI and CV")
+    run.add_argument("--same-seed", action="store_true",
+                     help="repeats all use SEED (same weights, order, dropout): the spread is the machine's noise alone")
+    run.add_argument("--threads", type=bounded_int(1, 4096), default=None,
+                     help=f"CPU threads per worker, the same for every framework (default: all {machine.available_cpus()})")
+    run.add_argument("--mode", default="default", metavar="default|eager|compiled",
+                     help="eager: torch eager, Keras tf.function without XLA; compiled: torch.compile, Keras with "
+                          "XLA (jit_compile=True), JAX jit (JAX has no eager mode: its cells are skipped); default: "
+                          "each framework's own (torch eager, Keras XLA on GPU only, JAX jit)")
+    run.add_argument("--precision", default="fp32", metavar="fp32|bf16",
+                     help="fp32 (TF32 off on GPU, default) or bf16 mixed precision (fp32 weights, logits and loss)")
+    run.add_argument("--out", type=Path, default=None, help="results folder (default: results/<run id>)")
+    run.add_argument("--history", type=Path, nargs="?", const=Path("results/history"), default=None, metavar="DIR",
+                     help="also append this run's records to DIR/<machine>.jsonl (default DIR: results/history)")
+    run.add_argument("--resume", type=Path, default=None, metavar="DIR",
+                     help="continue the run in DIR (same arguments): run only its cells that have no ok record")
+
+
+def _report(sub: argparse._SubParsersAction[Parser]) -> None:
+    rep = sub.add_parser("report", help="re-render the comparison tables from saved records")
+    rep.add_argument("paths", nargs="*", type=Path, metavar="RESULTS",
+                     help="records files or run folders (with --history: history files; default results/history)")
+    rep.add_argument("--history", action="store_true",
+                     help="the trend per cell over runs and commits (files written by bench run --history)")
+    rep.add_argument("--output", type=Path, default=None, metavar="PATH",
+                     help="write the report here (Markdown unless --format says otherwise); with several "
+                          "formats PATH's suffix is replaced by each format's: report.md, report.html, ...")
+    rep.add_argument("--format", default=None, metavar="md,html,csv,parquet",
+                     help="comma list of report formats to write to --output (default: md)")
+
+
+def _gate(sub: argparse._SubParsersAction[Parser]) -> None:
+    cmp = sub.add_parser("compare", help="baseline vs current records: which cells got worse (exit 1 if any)")
+    cmp.add_argument("baseline", metavar="BASELINE",
+                     help="records file, run folder, or the NAME of a saved baseline (bench baseline list)")
+    cmp.add_argument("current", type=Path, metavar="CURRENT", help="records file or run folder")
+    cmp.add_argument("--threshold", default=None, metavar="time=10%,memory=10%,accuracy=0.5pp",
+                     help="how big a change must be to count (default: time=10%%,memory=10%%,accuracy=0.5pp)")
+    cmp.add_argument("--format", default="table", help="table (default) or md (Markdown, e.g. for a CI summary)")
+    cmp.add_argument("--baselines", type=Path, default=Path("results/baselines"), metavar="DIR",
+                     help="where baseline NAMEs are looked up (default: results/baselines)")
+    base = sub.add_parser("baseline", help="save records as a named baseline for compare, or list the saved ones")
+    bsub = base.add_subparsers(dest="action", required=True, parser_class=Parser)
+    bsave = bsub.add_parser("save", help="store RESULTS as baseline NAME under DIR/<machine fingerprint>/NAME")
+    bsave.add_argument("name", metavar="NAME", help="e.g. smoke-cpu (letters, digits, . _ -)")
+    bsave.add_argument("paths", nargs="+", type=Path, metavar="RESULTS", help="records files or run folders")
+    bsave.add_argument("--force", action="store_true", help="replace this machine's baseline of that name")
+    blist = bsub.add_parser("list", help="the saved baselines and the machines they were measured on")
+    for p in (bsave, blist):
+        p.add_argument("--dir", type=Path, default=Path("results/baselines"), help="default: results/baselines")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="bench", description="Compare TensorFlow/Keras, PyTorch and JAX/Flax on one fair task spec.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    _run(sub)
+    ver = sub.add_parser("verify", help="check that every framework gives the same logits from the same weights")
+    _common(ver, devices=False)
+    ver.add_argument("--out", type=Path, default=None, help="where logits and logs go (default: a temporary folder)")
+    sub.add_parser("list", help="tasks, profiles, datasets, frameworks (installed?) and devices")
+    _report(sub)
+    _gate(sub)
+    return parser

@@ -1,0 +1,65 @@
+"""Task data, framework-neutral: verified datasets (IDX files, photo folders), one loader per kind of
+dataset, the seeded batch order every framework shares, and the inputs `bench verify` feeds."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from bench.data import idx, photos
+from bench.data.batches import Split, TaskData, eval_batches, train_batches
+from bench.errors import DataError
+from bench.files import user_cache
+from bench.spec import DATASETS, Dataset, PhotoFolder, PhotoInput, Profile, TaskSpec
+
+__all__ = ["Split", "TaskData", "default_data_root", "eval_batches", "load", "prepare", "train_batches",
+           "verification_inputs"]
+
+
+def default_data_root() -> Path:
+    """--data-root, else $BENCH_DATA, else the user cache ($XDG_CACHE_HOME or ~/.cache)/bench/data."""
+    if os.environ.get("BENCH_DATA"):
+        return Path(os.environ["BENCH_DATA"]).expanduser()
+    return user_cache() / "data"
+
+
+def _dataset(task: TaskSpec, dataset: str) -> Dataset:
+    if dataset not in task.datasets:
+        raise DataError(f"task {task.name} does not use dataset {dataset!r}; choose from {', '.join(task.datasets)}")
+    return DATASETS[dataset]
+
+
+def prepare(task: TaskSpec, dataset: str, profile: Profile, root: Path, kind: str = "train") -> str:
+    """Make sure a cell's inputs are there and verified (downloading them once) before workers start:
+    the dataset (for training), the pretrained weights, the sample photos (for `bench verify`)."""
+    if task.pretrained is not None:
+        from bench.weights.pretrained import load_pretrained
+
+        load_pretrained(task, root)
+    if kind == "logits":
+        verification_inputs(task, root)
+        return "verification inputs"
+    ds = _dataset(task, dataset)
+    if isinstance(ds, PhotoFolder):
+        return photos.prepare(ds, root)
+    return idx.prepare(ds, profile, root)
+
+
+def load(task: TaskSpec, dataset: str, profile: Profile, root: Path) -> TaskData:
+    ds = _dataset(task, dataset)
+    td = photos.load(task, ds, profile, root) if isinstance(ds, PhotoFolder) else idx.load(task, ds, profile, root)
+    if len(td.train) < task.batch_size:
+        raise DataError(f"{len(td.train)} training examples is less than one batch of {task.batch_size}")
+    return td
+
+
+def verification_inputs(task: TaskSpec, root: Path) -> np.ndarray:
+    """What `bench verify` feeds every framework: real photos for a photo input (sample photos whose
+    ImageNet classes are known), else the first `verify_batch` smoke evaluation images."""
+    if isinstance(task.input, PhotoInput):
+        from bench.data.images import sample_photos
+
+        return sample_photos(task.input)
+    td = load(task, task.datasets[0], task.profiles["smoke"], root)
+    return np.ascontiguousarray(td.test.x[: task.verify_batch])

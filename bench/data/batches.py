@@ -1,0 +1,81 @@
+"""Splits, the seeded batch order every framework shares, and the batches themselves."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from bench.spec import TaskSpec
+
+# A fixed third entropy word keeps the flip stream apart from the order stream of the same (seed, epoch).
+_FLIP_STREAM = 0xF11B
+
+
+@dataclass
+class Split:
+    x: np.ndarray  # (N, H, W, C): float32 scaled pixels, or uint8 photos (normalised per batch)
+    y: np.ndarray  # int32 (N,)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class TaskData:
+    """A cell's data: train, an optional held-out validation split, and the split evaluated every epoch."""
+
+    train: Split
+    val: Split | None
+    test: Split
+    source: str  # "idx:<folder>", "bundled:<package>" or "images:<folder>"
+    eval_split: str  # what the records call `test`: "test", or "val" for a photo folder's validation photos
+    skipped: list[str] = field(default_factory=list)  # unreadable input files, "path: reason"
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over every array: two runs with equal fingerprints saw the same data."""
+        h = hashlib.sha256()
+        for s in (self.train, self.val, self.test):
+            if s is not None:
+                h.update(s.x.tobytes())
+                h.update(s.y.tobytes())
+        return h.hexdigest()[:16]
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The permutation of epoch `epoch` (0-based, counted over all phases): the same for every framework."""
+    return np.random.default_rng((seed, epoch)).permutation(n)
+
+
+def flip_mask(seed: int, epoch: int, n: int) -> np.ndarray:
+    """Which training images (by index into the split) are mirrored in this epoch: shared by all frameworks."""
+    return np.random.default_rng((seed, epoch, _FLIP_STREAM)).random(n) < 0.5
+
+
+def train_batches(task: TaskSpec, split: Split, seed: int, epoch: int,
+                  batch_size: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Full batches in the seeded order of `epoch`, flipped by the shared mask where the input says so,
+    normalised. A short last batch would recompile XLA/tf.function steps, so it is dropped."""
+    bs = batch_size or task.batch_size
+    order = epoch_order(seed, epoch, len(split))
+    flips = flip_mask(seed, epoch, len(split)) if task.input.flip else None
+    for i in range(len(split) // bs):
+        idx = order[i * bs : (i + 1) * bs]
+        x = split.x[idx]  # fancy indexing copies: flipping in place leaves the split untouched
+        if flips is not None:
+            m = flips[idx]
+            x[m] = x[m, :, ::-1]
+        yield task.input.normalize(x), split.y[idx]
+
+
+def eval_batches(task: TaskSpec, split: Split) -> Iterator[tuple[np.ndarray, int]]:
+    """Fixed-size batches in order, normalised; the last is zero-padded and comes with its real length."""
+    bs = task.eval_batch_size
+    for i in range(0, len(split), bs):
+        x = split.x[i : i + bs]
+        n = len(x)
+        if n < bs:
+            x = np.concatenate([x, np.zeros((bs - n, *x.shape[1:]), x.dtype)])
+        yield task.input.normalize(x), n

@@ -1,0 +1,106 @@
+"""The contract every impls/<fw> implements in full, for every task (no framework is imported here)."""
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from bench.spec import FRAMEWORKS, TaskSpec
+from bench.spec.shapes import weight_shapes
+
+# The packages whose absence means "framework not installed" (a skip, not a failure).
+FRAMEWORK_PACKAGES: dict[str, tuple[str, ...]] = {
+    "tf": ("tensorflow", "keras"),
+    "torch": ("torch",),
+    "jax": ("jax", "flax", "optax"),
+}
+
+
+class DeviceUnavailable(RuntimeError):
+    """The requested device is not visible to this framework (the cell is skipped)."""
+
+
+class NotApplicable(RuntimeError):
+    """The cell asks for something this framework does not have (e.g. eager JAX): skipped, never faked."""
+
+
+class Adapter(Protocol):
+    """One framework running one task. The harness owns the clock and the data; an adapter builds the
+    spec's model and optimizers, runs steps and reports what its framework knows (devices, memory)."""
+
+    name: ClassVar[str]
+
+    def versions(self) -> dict[str, str]:
+        """Framework package versions, for the record."""
+
+    def build(self, task: TaskSpec, weights: dict[str, np.ndarray], device: str, seed: int,
+              mode: str = "default", precision: str = "fp32") -> None:
+        """Build the spec's model on `device` from the neutral weights (bench/spec/shapes.py layout).
+
+        `seed` drives only the framework's own dropout RNG. `mode` (eager | compiled | default) and
+        `precision` (fp32 | bf16): bench/spec/modes.py. Raises DeviceUnavailable when the device is
+        absent, NotApplicable for a mode the framework lacks. No phase is set: call set_phase().
+        """
+
+    def set_phase(self, index: int) -> None:
+        """Train task.phases[index] from now on: its trainable parameters and a fresh optimizer."""
+
+    def settings(self) -> dict[str, str]:
+        """What the build set up, in the framework's own terms: keys mode, precision, autotune."""
+
+    def param_count(self) -> int:
+        """Parameters of the model (BatchNorm statistics and the auxiliary head excluded), counted by the framework."""
+
+    def trainable_count(self) -> int:
+        """Parameters the current phase trains, counted by the framework (0 before set_phase)."""
+
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> Any:
+        """One optimizer step on a batch with the task's loss; returns it as a device scalar (float() syncs)."""
+
+    def logits(self, x: np.ndarray) -> Any:
+        """Inference-mode logits as the framework's own array (float32 in fp32 and bf16)."""
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Inference-mode logits (no dropout, BatchNorm statistics), as a NumPy float32 array."""
+
+    def predict_aux(self, x: np.ndarray) -> np.ndarray:
+        """The auxiliary head's logits (task.aux_head), as NumPy float32."""
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Current tensors in the neutral layout, the auxiliary head included."""
+
+    def sync(self) -> None:
+        """Block until all queued device work (parameters included) is finished."""
+
+    def device_peak_bytes(self) -> int | None:
+        """Peak device memory from the framework's own counter; None on CPU."""
+
+    def device_name(self) -> str:
+        """The model of the device the cell ran on, as the framework names it."""
+
+
+def load_adapter(framework: str) -> Any:
+    """Import impls.<fw>.adapter (this imports the framework) and instantiate its Adapter."""
+    if framework not in FRAMEWORKS:
+        raise ValueError(f"unknown framework {framework!r}")
+    return importlib.import_module(f"impls.{framework}.adapter").Adapter()
+
+
+def cpu_threads() -> int | None:
+    """The CPU thread count the runner chose for this cell ($BENCH_THREADS), if any."""
+    value = os.environ.get("BENCH_THREADS")
+    return int(value) if value else None
+
+
+def unsupported(what: str, framework: str) -> NotImplementedError:
+    return NotImplementedError(f"{what} is not implemented in impls/{framework}")
+
+
+def check_names(framework: str, task: TaskSpec, built: set[str]) -> None:
+    """The framework's model must hold exactly the spec's tensors, by neutral name."""
+    want = set(weight_shapes(task))
+    if built != want:
+        diff = sorted(built ^ want)[:5]
+        raise RuntimeError(f"impls/{framework} builds {task.name} with other tensors than its spec (e.g. {diff})")

@@ -1,0 +1,35 @@
+"""What one worker runs: the runner writes it as JSON, the worker reads it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.spec.modes import label
+
+
+@dataclass
+class Cell:
+    """A training cell, or `logits` (the verification inputs through the initial weights, for `bench verify`)."""
+
+    task: str
+    framework: str
+    device: str
+    profile: str
+    dataset: str
+    seed: int
+    epochs: int  # per phase
+    data_root: str
+    weights_path: str
+    threads: int | None = None
+    kind: str = "train"  # "train" | "logits"
+    logits_path: str | None = None
+    run_id: str = ""
+    repeat: int = 0  # which of --repeats N (seeds differ unless --same-seed)
+    mode: str = "default"  # eager | compiled (the plan resolves "default": bench/spec/modes.py)
+    precision: str = "fp32"  # fp32 | bf16
+
+    def label(self) -> str:
+        """task/framework/device/seed, the mode and precision named when they are not the default (the
+        logs and cell files of two variants must not overwrite each other)."""
+        fw = label(self.framework, self.device, self.mode, self.precision)
+        fw = fw.replace(" (", "-").replace(", ", "-").rstrip(")")
+        return f"{self.task}/{fw}/{self.device}/s{self.seed}" + (f"r{self.repeat}" if self.repeat else "")

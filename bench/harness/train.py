@@ -1,0 +1,118 @@
+"""The one training loop of a cell: any task, phase by phase, epoch by epoch, filling the record as it goes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from bench import data, weights
+from bench.data import TaskData
+from bench.harness import efficiency, loop, memory
+from bench.harness.adapter import load_adapter
+from bench.harness.cell import Cell
+from bench.harness.evaluate import evaluate
+from bench.harness.timing import StepWindows, TimeToAccuracy, epoch_summary, now
+from bench.spec import TASKS, TaskSpec
+
+Notify = Callable[..., None]
+# The record's own columns are the first phase's; `phases` holds every phase's (tasks with several).
+PHASE_COLUMNS = ("first_epoch_s", "steady_epoch_s", "samples_per_s", "first_step_s", "steady_step_s",
+                 "steady_step_iqr_s", "steady_step_cv", "step_windows")
+
+
+@dataclass
+class Run:
+    """One cell in training: what every phase and epoch reads and appends to."""
+
+    cell: Cell
+    task: TaskSpec
+    td: TaskData
+    adapter: Any
+    prefetch: int  # batches drawn ahead (bench/spec/protocol.py); 0: in the training thread
+    out: dict[str, Any]
+    notify: Notify
+    tta: TimeToAccuracy
+    times: list[float] = field(default_factory=list)  # every epoch's training seconds, over all phases
+
+    @property
+    def steps(self) -> int:
+        return len(self.td.train) // self.task.batch_size
+
+
+def run_train(cell: Cell, out: dict[str, Any], notify: Notify) -> None:
+    """Train one cell, filling `out` as it goes (what was measured survives a later failure)."""
+    run = setup(cell, out, notify)
+    rss = memory.start_training_rss(out, notify)
+    run.notify("start", epochs=cell.epochs * len(run.task.phases), steps=run.steps)
+    run.tta.start()  # after model build and the RSS reset, before the first batch; never paused
+    phases = [train_phase(run, p) for p in range(len(run.task.phases))]
+    out.update(memory.train_rss(rss))
+    out["train_time_s"] = sum(run.times)
+    out.update({k: phases[0][k] for k in PHASE_COLUMNS})
+    last = out["history"][-1]  # the last epoch's evaluation is the final one: no step came after it
+    split = run.td.eval_split
+    out.update(test_loss=last[f"{split}_loss"], test_accuracy=last[f"{split}_accuracy"], eval_time_s=last[f"{split}_time_s"])
+    if len(phases) > 1:
+        out["phases"] = phases
+    out["peak_device_bytes"] = run.adapter.device_peak_bytes()
+    efficiency.annotate(out, cell)  # last: the peak microbenchmark must not perturb training or memory peaks
+
+
+def setup(cell: Cell, out: dict[str, Any], notify: Notify) -> Run:
+    """Import the framework, load data and weights, build the model: everything before the first batch."""
+    task = TASKS[cell.task]
+    t0 = now()
+    adapter = load_adapter(cell.framework)  # the framework import happens here
+    out["import_time_s"] = now() - t0
+    out.setdefault("versions", {}).update(adapter.versions())
+    td = data.load(task, cell.dataset, task.profiles[cell.profile], Path(cell.data_root))
+    w = weights.load(Path(cell.weights_path), task)
+    adapter.build(task, w, cell.device, cell.seed, mode=cell.mode, precision=cell.precision)
+    prefetch = task.measurement.prefetch(cell.device)
+    out["settings"] = {**adapter.settings(), "input": loop.input_setting(prefetch)}
+    out.update(
+        param_count=adapter.param_count(), n_train=len(td.train), n_val=len(td.val) if td.val else 0,
+        n_test=len(td.test), eval_split=td.eval_split, data_source=td.source, data_fingerprint=td.fingerprint,
+        data_skipped=td.skipped, weights_digest=weights.digest(w), setup_time_s=now() - t0,
+        setup_rss_bytes=memory.current_rss_bytes(), device_name=adapter.device_name(),
+    )
+    out.setdefault("history", [])
+    return Run(cell, task, td, adapter, prefetch, out, notify, TimeToAccuracy(task.target_accuracy.get(cell.dataset)))
+
+
+def train_phase(run: Run, p: int) -> dict[str, Any]:
+    """The epochs of phase p; returns the phase's summary (times, steps, throughput, last evaluation)."""
+    phase = run.task.phases[p]
+    run.adapter.set_phase(p)
+    windows = StepWindows(run.task.measurement, run.adapter.sync)  # per phase: a new phase compiles anew
+    times: list[float] = []
+    for e in range(run.cell.epochs):
+        row = train_epoch(run, p, p * run.cell.epochs + e, windows)
+        times.append(row["time_s"])
+        if p == 0:
+            run.out.update(windows.summary())
+    split = run.td.eval_split
+    return {"name": phase.name, "epochs": run.cell.epochs, "trainable_params": run.adapter.trainable_count(),
+            "time_s": sum(times), **epoch_summary(times, run.steps * run.task.batch_size), **windows.summary(),
+            f"{split}_loss": row[f"{split}_loss"], f"{split}_accuracy": row[f"{split}_accuracy"],
+            "eval_time_s": row[f"{split}_time_s"]}
+
+
+def train_epoch(run: Run, p: int, epoch: int, windows: StepWindows) -> dict[str, Any]:
+    """One timed epoch of phase p (epoch counted over all phases: each phase continues the shared order
+    stream), then its evaluations, outside the training time and inside the time-to-accuracy clock."""
+    batches = data.train_batches(run.task, run.td.train, run.cell.seed, epoch)
+    elapsed, losses = loop.train_epoch(run.adapter, batches, windows, run.prefetch)
+    run.times.append(elapsed)
+    row: dict[str, Any] = {"phase": run.task.phases[p].name} if len(run.task.phases) > 1 else {}
+    row.update(epoch=epoch + 1, time_s=elapsed, train_loss=sum(float(v) for v in losses) / len(losses))
+    for name, split in (("val", run.td.val), (run.td.eval_split, run.td.test)):
+        if split is not None:
+            t = now()
+            row[f"{name}_loss"], row[f"{name}_accuracy"] = evaluate(run.adapter, run.task, split)
+            row[f"{name}_time_s"] = now() - t
+    run.tta.check(row["epoch"], row[f"{run.td.eval_split}_accuracy"])
+    run.out["history"].append(row)
+    run.out.update(epoch_times_s=list(run.times), **run.tta.summary())
+    run.notify("epoch", **row, epochs=run.cell.epochs * len(run.task.phases))
+    return row

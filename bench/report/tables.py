@@ -1,0 +1,223 @@
+"""Comparison tables from records: rows task x framework, columns per device (rich and Markdown)."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from bench.records import Record
+from bench.spec import FRAMEWORKS, TASKS
+from bench.spec import modes
+
+Cell = dict[str, Any]
+
+
+def fmt_pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.2f} %"
+
+
+def fmt_s(v: float | None) -> str:
+    return "–" if v is None else (f"{v:.2f}" if v < 100 else f"{v:.0f}")
+
+
+def fmt_bytes(v: float | None) -> str:
+    return "–" if v is None else f"{v / 2**20:,.0f} MiB"
+
+
+def fmt_gflops(v: float | None) -> str:
+    return "–" if v is None else f"{v / 1e9:,.1f}"
+
+
+def fmt_mfu(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.1f} %"
+
+
+METRICS = ("test_accuracy", "train_time_s", "steady_epoch_s", "first_epoch_s", "samples_per_s",
+           "peak_host_rss_bytes", "peak_device_bytes", "eval_time_s", "achieved_flops", "mfu", "mfu_nominal",
+           "first_step_s", "steady_step_s", "steady_step_iqr_s", "time_to_accuracy_s", "train_added_rss_bytes")
+KEY = ["task", "framework", "device"]
+VARIANT_FIELDS = ("profile", "dataset", "epochs")  # named in the task's row label when they vary
+
+
+SPREAD = ("train_time_s", "samples_per_s")  # shown with a 95 % CI and CV when a cell has repeats
+
+
+def spread(values: list[float]) -> tuple[float, float, float] | None:
+    """(low, high, CV) of n >= 2 repeats: Student-t 95 % interval of the mean, CV = sd / mean."""
+    import statistics
+
+    from scipy.stats import t
+
+    if len(values) < 2:
+        return None
+    mean, sd = statistics.fmean(values), statistics.stdev(values)
+    half = float(t.ppf(0.975, len(values) - 1)) * sd / len(values) ** 0.5
+    return mean - half, mean + half, (sd / mean if mean else float("nan"))
+
+
+def task_labels(records: list[Record]) -> list[str]:
+    """Each record's task as its row shows it: 'mnist_mlp (quick, 2 epochs)' where records of that task
+    differ in profile, dataset or epochs (a median is never taken over them); the plain name otherwise."""
+    varying = {t: [f for f in VARIANT_FIELDS if len({getattr(r, f) for r in records if r.task == t}) > 1]
+               for t in {r.task for r in records}}
+    out = []
+    for r in records:
+        parts = [f"{r.epochs} epochs" if f == "epochs" else str(getattr(r, f)) for f in varying[r.task]]
+        out.append(f"{r.task} ({', '.join(parts)})" if parts else r.task)
+    return out
+
+
+def row_keys(records: list[Record]) -> list[tuple[str, str, str]]:
+    """(task label, framework label, device) of each record: the key a report row and plot bar are taken over."""
+    return list(zip(task_labels(records), modes.framework_labels(records), (r.device for r in records)))
+
+
+def aggregate(records: list[Record]) -> dict[tuple[str, str, str], Cell]:
+    """One entry per row key (bench.records.GROUP_KEY, as labelled by row_keys): medians over its ok
+    records (seeds, repeats)."""
+    from bench.records import frame
+
+    df = frame(records)
+    if len(df):
+        keys = row_keys(records)
+        df["task"], df["framework"] = [k[0] for k in keys], [k[1] for k in keys]
+    ok = df[df["status"] == "ok"]
+    medians = ok.groupby(KEY)[list(METRICS)].median() if len(ok) else None
+    out: dict[tuple[str, str, str], Cell] = {}
+    for key, group in df.groupby(KEY, sort=False):
+        n_ok = int((group["status"] == "ok").sum())
+        last = group.iloc[-1]
+        cell: Cell = {"status": "ok" if n_ok else last["status"], "n": n_ok, "of": len(group),
+                      "error": None if n_ok else last["error"]}
+        for name in METRICS:
+            value = medians.loc[key, name] if n_ok and medians is not None else None
+            cell[name] = None if value is None or value != value else float(value)  # NaN -> None
+        oks = group[group["status"] == "ok"]
+        for name in SPREAD:
+            cell[name + "_spread"] = spread([float(v) for v in oks[name] if v is not None and v == v])
+        cell.update(_tta_and_windows(oks))
+        out[key] = cell
+    return out
+
+
+def _tta_and_windows(oks: Any) -> Cell:
+    """How many ok repeats reached the TTA target (the median time is over those), and whether a
+    repeat had too few steps for one steady-state window."""
+    targets = [float(v) for v in oks["tta_target"] if v is not None and v == v]
+    return {"tta_target": targets[0] if targets else None,
+            "tta_reached": int(oks["time_to_accuracy_s"].notna().sum()),
+            "no_window": bool((oks["step_windows"] == 0).any())}
+
+
+def fmt_step(c: Cell) -> str:
+    """Steady step in ms with its IQR; 'too few steps' when no window of M steps fit after warm-up."""
+    if c["steady_step_s"] is None:
+        return "too few steps" if c.get("no_window") else "–"
+    iqr = c["steady_step_iqr_s"]
+    return f"{1e3 * c['steady_step_s']:.2f}" + ("" if iqr is None else f" ± {1e3 * iqr:.2f}")
+
+
+def fmt_tta(c: Cell) -> str:
+    """Median time to accuracy over the repeats that reached it; 'not reached' is a result, not an error."""
+    if c.get("tta_target") is None or not c["n"]:
+        return "–"
+    if not c["tta_reached"]:
+        return "not reached"
+    t = fmt_s(c["time_to_accuracy_s"])
+    return t if c["tta_reached"] == c["n"] else f"{t} ({c['tta_reached']}/{c['n']} reached)"
+
+
+def fmt_rate(v: float | None) -> str:
+    return "–" if v is None else f"{v:,.0f}"
+
+
+def _with_spread(c: Cell, name: str, fmt: Callable[[float | None], str]) -> str:
+    """'median [CI low–high] CV x %' with repeats, the median alone without."""
+    sp = c.get(name + "_spread")
+    if c[name] is None or sp is None:
+        return fmt(c[name])
+    return f"{fmt(c[name])} [{fmt(sp[0])}–{fmt(sp[1])}] CV {100 * sp[2]:.1f} %"
+
+
+def order_tasks(labels: set[str]) -> list[str]:
+    """Task row labels in the spec's task order, a task's variants together."""
+    known = list(TASKS)
+    return sorted(labels, key=lambda lab: (known.index(lab.split(" (")[0]) if lab.split(" (")[0] in known
+                                           else len(known), lab))
+
+
+def in_order(names: set[str], preferred: tuple[str, ...] | list[str]) -> list[str]:
+    """The names in the preferred order, any others after it, sorted."""
+    return [n for n in preferred if n in names] + sorted(names - set(preferred))
+
+
+Column = tuple[str, Callable[[Cell], str], bool]  # header, formatter, shown in the compact table
+
+
+def _device_columns(device: str, compact: bool) -> list[tuple[str, Callable[[Cell], str]]]:
+    d = device.upper()
+    cols: list[Column] = [
+        (f"{d} status", lambda c: c["status"] + (f" ({c['n']}/{c['of']})" if c["of"] > 1 else ""), True),
+        (f"{d} accuracy", lambda c: fmt_pct(c["test_accuracy"]), True),
+        (f"{d} train s", lambda c: _with_spread(c, "train_time_s", fmt_s), True),
+        (f"{d} first epoch s", lambda c: fmt_s(c["first_epoch_s"]), False),
+        (f"{d} steady epoch s", lambda c: fmt_s(c["steady_epoch_s"]), True),
+        (f"{d} first step s", lambda c: fmt_s(c["first_step_s"]), False),
+        (f"{d} steady step ms ± IQR", fmt_step, True),
+        (f"{d} time to acc s", fmt_tta, False),
+        (f"{d} samples/s", lambda c: _with_spread(c, "samples_per_s", fmt_rate), False),
+        (f"{d} GFLOP/s", lambda c: fmt_gflops(c["achieved_flops"]), False),
+        (f"{d} MFU", lambda c: fmt_mfu(c["mfu"]), True),
+        (f"{d} peak RSS", lambda c: fmt_bytes(c["peak_host_rss_bytes"]), device == "cpu"),
+        (f"{d} train-added RSS", lambda c: fmt_bytes(c["train_added_rss_bytes"]), False),
+    ]
+    if device != "cpu":
+        cols.append((f"{d} peak device mem", lambda c: fmt_bytes(c["peak_device_bytes"]), True))
+        cols.append((f"{d} MFU nominal", lambda c: fmt_mfu(c["mfu_nominal"]), False))
+    return [(name, fn) for name, fn, short in cols if short or not compact]
+
+
+def table_rows(records: list[Record], compact: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the comparison table (compact: the terminal's narrower column set)."""
+    agg = aggregate(records)
+    tasks = order_tasks({k[0] for k in agg})
+    fws = modes.ordered({k[1] for k in agg}, FRAMEWORKS)
+    devices = in_order({k[2] for k in agg}, ("cpu", "gpu"))
+    header = ["task", "framework"]
+    for d in devices:
+        header += [name for name, _ in _device_columns(d, compact)]
+    speedup = "cpu" in devices and "gpu" in devices
+    if speedup:
+        header.append("GPU speedup")
+    rows = []
+    for t in tasks:
+        for f in fws:
+            if not any((t, f, d) in agg for d in devices):
+                continue
+            row = [t, f]
+            for d in devices:
+                c = agg.get((t, f, d))
+                row += [fn(c) if c else "–" for _, fn in _device_columns(d, compact)]
+            if speedup:
+                cpu, gpu = agg.get((t, f, "cpu")), agg.get((t, f, "gpu"))
+                ok = cpu and gpu and cpu["train_time_s"] and gpu["train_time_s"]
+                row.append(f"{cpu['train_time_s'] / gpu['train_time_s']:.1f}×" if ok else "–")
+            rows.append(row)
+    return header, rows
+
+
+def rich_table(records: list[Record], title: str = "bench") -> Any:
+    from rich.table import Table
+
+    header, rows = table_rows(records, compact=True)
+    table = Table(title=title, header_style="bold")
+    for i, h in enumerate(header):
+        table.add_column(h, justify="left" if i < 2 else "right", no_wrap=i < 2)
+    for row in rows:
+        table.add_row(*[("[red]" + v + "[/red]") if v.startswith("failed") else v for v in row])
+    return table
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    esc = [[v.replace("|", "\\|") for v in r] for r in [header, *rows]]
+    lines = ["| " + " | ".join(esc[0]) + " |", "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in esc[1:]]
+    return "\n".join(lines)

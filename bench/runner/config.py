@@ -1,0 +1,85 @@
+"""The validated configuration of a run: built once from the command line, never changed afterwards."""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.errors import UsageError
+from bench.machine import available_cpus
+from bench.spec import DATASETS, DEVICES, FRAMEWORKS, TASKS
+from bench.spec.modes import MODES, PRECISIONS
+
+MAX_SEED = 2**32 - 1
+MAX_REPEATS = 100
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def _one_of(what: str, value: str, valid: tuple[str, ...] | list[str], flag: str | None = None) -> None:
+    if value not in valid:
+        prefix = f"--{flag}: " if flag else ""
+        raise UsageError(f"{prefix}unknown {what} {value!r}; choose from {', '.join(valid)}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What a `bench run` (or `bench verify`) runs; __post_init__ refuses anything invalid with one clear line."""
+
+    tasks: tuple[str, ...]
+    frameworks: tuple[str, ...]
+    devices: tuple[str, ...]
+    profile: str = "smoke"
+    dataset: str | None = None  # None: each task's default
+    epochs: int | None = None  # per phase; None: the profile's, else the task's
+    seed: int = 0
+    repeats: int = 1  # independent worker processes per cell, seeds seed..seed+repeats-1
+    same_seed: bool = False  # repeats reuse `seed`: only the machine's noise varies between them
+    mode: str = "default"  # default | eager | compiled (bench/spec/modes.py); cells get the resolved one
+    precision: str = "fp32"  # fp32 | bf16
+    data_root: Path = Path(".")
+    out: Path = Path("results")
+    timeout_s: float = 3600.0
+    pythons: dict[str, str] = field(default_factory=dict)  # framework -> interpreter
+    threads: int = field(default_factory=available_cpus)  # CPU threads per worker
+    run_id: str = field(default_factory=new_run_id)
+
+    def __post_init__(self) -> None:
+        for what, values, valid in (("task", self.tasks, list(TASKS)), ("framework", self.frameworks, FRAMEWORKS),
+                                    ("device", self.devices, DEVICES)):
+            if not values:
+                raise UsageError(f"no {what} chosen; choose from {', '.join(valid)}")
+            for v in values:
+                _one_of(what, v, valid)
+        _one_of("profile", self.profile, [p for p in TASKS[self.tasks[0]].profiles])
+        _one_of("mode", self.mode, MODES, "mode")
+        _one_of("precision", self.precision, PRECISIONS, "precision")
+        self._check_dataset()
+        self._check_numbers()
+
+    def _check_dataset(self) -> None:
+        if self.dataset is None:
+            return
+        _one_of("dataset", self.dataset, list(DATASETS))
+        for t in self.tasks:
+            if self.dataset not in TASKS[t].datasets:
+                raise UsageError(f"task {t} does not run on {self.dataset}; it takes {', '.join(TASKS[t].datasets)}")
+
+    def _check_numbers(self) -> None:
+        if not 1 <= self.repeats <= MAX_REPEATS:
+            raise UsageError(f"--repeats {self.repeats} is outside 1..{MAX_REPEATS}")
+        if self.epochs is not None and self.epochs < 1:
+            raise UsageError(f"--epochs {self.epochs} must be at least 1")
+        if self.threads < 1:
+            raise UsageError(f"--threads {self.threads} must be at least 1")
+        if not self.timeout_s > 0:
+            raise UsageError(f"--timeout {self.timeout_s} must be a positive number of seconds")
+        last = self.seed if self.same_seed else self.seed + self.repeats - 1
+        if not 0 <= self.seed or last > MAX_SEED:
+            raise UsageError(f"--seed {self.seed} with --repeats {self.repeats} goes past the largest seed 2**32-1")
+
+    def dataset_of(self, task: str) -> str:
+        return self.dataset or TASKS[task].datasets[0]

@@ -1,0 +1,62 @@
+"""Device selection and the settings a TensorFlow/Keras build runs under: threads, fp32 pins, XLA, autotuning."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402 - Keras reads KERAS_BACKEND when first imported
+import tensorflow as tf  # noqa: E402
+
+from bench.harness.adapter import DeviceUnavailable, cpu_threads  # noqa: E402
+from bench.machine import cpu_model  # noqa: E402
+from bench.spec.modes import check_precision, resolve_mode  # noqa: E402
+
+
+def select_device(device: str) -> str:
+    """Threads, GPU visibility and fp32 pinning for a build; returns the TF device string."""
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(f"KERAS_BACKEND is {keras.backend.backend()!r}; impls/tf needs 'tensorflow'")
+    threads = cpu_threads()
+    if threads:  # must happen before TF's runtime starts
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    gpus = tf.config.list_physical_devices("GPU")
+    if device == "gpu":
+        if not gpus:
+            raise DeviceUnavailable("TensorFlow sees no GPU (tf.config.list_physical_devices('GPU') is empty)")
+        tf_device = "/GPU:0"
+    elif device == "cpu":
+        tf.config.set_visible_devices([], "GPU")
+        tf_device = "/CPU:0"
+    else:
+        raise DeviceUnavailable(f"unknown device {device!r}")
+    # TF enables TF32 on Ampere+ by default; the comparison is fp32.
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    return tf_device
+
+
+def configure(device: str, mode: str, precision: str) -> tuple[bool, dict[str, str]]:
+    """(jit_compile, the settings record) of a build (bench/spec/modes.py)."""
+    jit = resolve_mode("tf", device, mode) == "compiled"
+    check_precision(precision)
+    gpu = device == "gpu"
+    return jit, {
+        "mode": "tf.function, jit_compile=True (XLA)" if jit else "tf.function, jit_compile=False (graph, no XLA)",
+        "precision": ("keras mixed_bfloat16 policy, output Dense float32, float32 variables and loss"
+                      if precision == "bf16" else "float32" + (", TF32 off" if gpu else "")),
+        # Read back from the environment the runner set (bench/spec/modes.py): what this process really got.
+        "autotune": (f"TF_CUDNN_USE_AUTOTUNE={os.environ.get('TF_CUDNN_USE_AUTOTUNE', 'unset (on)')}, "
+                     f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}") if gpu else "none on CPU",
+    }
+
+
+def device_name(on_gpu: bool) -> str:
+    if not on_gpu:
+        return cpu_model()
+    details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+    return str(details.get("device_name", "GPU"))
+
+
+def device_peak_bytes(on_gpu: bool) -> int | None:
+    return int(tf.config.experimental.get_memory_info("GPU:0")["peak"]) if on_gpu else None

@@ -1,0 +1,50 @@
+"""The spec's optimizers in Keras 3: RMSprop as Keras has it, Adam with the spec's epsilon placement."""
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402 - Keras reads KERAS_BACKEND when first imported
+
+from bench.harness.adapter import unsupported  # noqa: E402
+from bench.spec import Adam, Optimizer, RMSprop  # noqa: E402
+
+
+class KingmaBaAdam(keras.optimizers.Adam):
+    """Adam with eps added after bias correction (torch/optax and the paper), in accurate float32.
+
+    Keras' own Adam adds eps to sqrt(v) before correcting it ("epsilon hat"), a different rule for
+    the same hyper-parameters; the spec names this one. 1 - b**t is -expm1(t log b) with log b from
+    float64, and 1 - b is taken in float64 before the cast (as torch does): float32 powers of the
+    rounded b made every early step ~6e-7 shorter than the spec's (the JAX fix: impls/jax/optim.py).
+    """
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        ops = keras.ops
+        dtype = variable.dtype
+        lr = ops.cast(learning_rate, dtype)
+        g = ops.cast(gradient, dtype)
+        t = ops.cast(self.iterations + 1, dtype)
+        b1, b2 = float(self.beta_1), float(self.beta_2)
+        m = self._momentums[self._get_variable_index(variable)]
+        v = self._velocities[self._get_variable_index(variable)]
+        self.assign(m, b1 * m + (1.0 - b1) * g)
+        self.assign(v, b2 * v + (1.0 - b2) * ops.square(g))
+        m_hat = m / -ops.expm1(t * math.log(b1))
+        v_hat = v / -ops.expm1(t * math.log(b2))
+        self.assign_sub(variable, lr * m_hat / (ops.sqrt(v_hat) + self.epsilon))
+
+
+def build_optimizer(spec: Optimizer) -> keras.optimizers.Optimizer:
+    """The spec's update rule, every Keras default overridden."""
+    if isinstance(spec, RMSprop):
+        # Keras' RMSprop is the spec's rule (eps inside the sqrt).
+        return keras.optimizers.RMSprop(learning_rate=spec.lr, rho=spec.rho, momentum=spec.momentum,
+                                        epsilon=spec.eps, centered=spec.centered)
+    if isinstance(spec, Adam):
+        return KingmaBaAdam(learning_rate=spec.lr, beta_1=spec.beta1, beta_2=spec.beta2, epsilon=spec.eps,
+                            amsgrad=False)
+    raise unsupported(type(spec).__name__, "tf")
