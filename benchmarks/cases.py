@@ -129,8 +129,9 @@ def overhead_table() -> list[str]:
     # Three answers, not two: a median just over the target with a CI reaching below it is noise, not a miss.
     verdict = ("met" if worst["overhead_pct"] <= OVERHEAD_TARGET_PCT else
                "NOT met" if above else "not shown (a median above it, every CI reaching below it)")
-    lines.append(f"target <= {OVERHEAD_TARGET_PCT:g} % overhead: {verdict}; worst median {worst['overhead_pct']:+.2f} % "
-                 f"({worst['framework']}-{worst['task']}); CI wholly above the target: {', '.join(above) or 'none'}")
+    lines.append(f"target <= {OVERHEAD_TARGET_PCT:g} % overhead: {verdict}; worst median "
+                 f"{worst['overhead_pct']:+.2f} % ({worst['framework']}-{worst['task']}); CI wholly above the target: "
+                 f"{', '.join(above) or 'none'}")
     lines.append("overhead = median over rounds of harness epoch / bare epoch - 1 (bare: a hand-written loop over the "
                  "same sampler's batches, converting each); vs ideal: against the bare loop over batches drawn and "
                  "converted before the clock")

@@ -35,7 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if threads is not None:
         if threads < 1:
             raise pytest.UsageError("--bench-threads must be >= 1")
-        # The thread budget bench/runner.py worker_env gives a worker, and the worker's core pinning
+        # The thread budget bench/runner/isolation.py worker_env gives a worker, and the worker's core pinning
         # (JAX has no thread-count flag): on a loaded machine 1 thread avoids OpenMP barrier stalls.
         n = str(threads)
         os.environ.update(BENCH_THREADS=n, OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n,

@@ -4,7 +4,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -75,7 +76,8 @@ def test_harness_overhead(benchmark, fw: str, case: Case) -> None:
             timed(arm, run)
 
     def run_harness() -> float:
-        # The worker's own epoch (bench/harness/loop.py): train_step, step-window hook, one sync; on GPU a prefetching thread.
+        # The worker's own epoch (bench/harness/loop.py): train_step, step-window hook, one sync; on GPU
+        # a prefetching thread.
         windows = timing.StepWindows(case.spec.measurement, adapter.sync)
         elapsed, losses = loop.train_epoch(adapter, batches(), windows, prefetch)
         seconds["harness"].append(elapsed)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import http.server
 import importlib.util
+import os
 import threading
 import time
-import os
 from pathlib import Path
 
 import pytest

@@ -41,7 +41,8 @@ def skimage_photo_folder(root: Path) -> Path:
                     side = int(min(w, h) * scale)
                     for ax, ay in ANCHORS:
                         left, top = int((w - side) * ax), int((h - side) * ay)
-                        crop = im.crop((left, top, left + side, top + side)).resize((256, 256), Image.Resampling.BILINEAR)
+                        crop = im.crop((left, top, left + side, top + side))
+                        crop = crop.resize((256, 256), Image.Resampling.BILINEAR)
                         split = "val" if i % 5 == 4 else "train"
                         crop.save(root / split / cls / f"{cls}.{i}.jpg", "JPEG", quality=90)
                         i += 1

@@ -2,7 +2,8 @@
 call the parts below and print. Bad input is one line and exit 2; Ctrl-C is exit 130."""
 from __future__ import annotations
 
-from typing import Sequence
+import argparse
+from collections.abc import Callable, Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,10 +25,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _handler(command: str):  # type: ignore[no-untyped-def]
+def _handler(command: str) -> Callable[[argparse.Namespace], int]:
     """The cmd_<command> function, imported only when that subcommand runs."""
     import importlib
 
     module = {"run": "run", "verify": "verify", "list": "listing", "report": "report", "compare": "gate",
               "baseline": "gate"}[command]
-    return getattr(importlib.import_module(f"bench.cli.{module}"), f"cmd_{command}")
+    handler: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(f"bench.cli.{module}"),
+                                                            f"cmd_{command}")
+    return handler

@@ -5,8 +5,8 @@ import argparse
 import importlib.util
 import os
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from bench.errors import UsageError
 from bench.harness.adapter import FRAMEWORK_PACKAGES
@@ -55,7 +55,8 @@ def pythons(text: str | None) -> dict[str, str]:
     for item in filter(None, (text or "").split(",")):
         fw, sep, exe = item.partition("=")
         if not sep or fw.strip() not in FRAMEWORKS or not exe.strip():
-            raise UsageError(f"--python: {item!r} is not FRAMEWORK=INTERPRETER with FRAMEWORK one of {', '.join(FRAMEWORKS)}")
+            raise UsageError(f"--python: {item!r} is not FRAMEWORK=INTERPRETER with FRAMEWORK one of "
+                             f"{', '.join(FRAMEWORKS)}")
         mapping[fw.strip()] = exe.strip()
     for fw, exe in mapping.items():
         found = shutil.which(exe)

@@ -54,9 +54,9 @@ def _table(rows: list[compare.Row]) -> Table:
         table.add_column(col, justify="right" if col in ("baseline", "current", "change") else "left")
     colour = {"worse": "red", "newly failing": "red", "better": "green", "fixed": "green"}
     for r in rows:
-        fmt = (lambda v: "–" if v is None else f"{v:,.2f}")
         mark = f"[{colour[r.mark]}]{r.mark}[/]" if r.mark in colour else r.mark
-        table.add_row(*map(str, compare.shown(r.cell)), r.metric, fmt(r.baseline), fmt(r.current), r.change, mark,
+        table.add_row(*map(str, compare.shown(r.cell)), r.metric, compare.fmt_value(r.baseline),
+                      compare.fmt_value(r.current), r.change, mark,
                       r.detail)
     return table
 

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from bench import machine
 from bench.cli.args import bounded_int, positive_float
@@ -46,9 +46,11 @@ def _run(sub: argparse._SubParsersAction[Parser]) -> None:
     run.add_argument("--repeats", type=bounded_int(1, 100), default=1,
                      help="independent runs per cell, seeds SEED..SEED+N-1; tables show medians, 95%% CI and CV")
     run.add_argument("--same-seed", action="store_true",
-                     help="repeats all use SEED (same weights, order, dropout): the spread is the machine's noise alone")
+                     help="repeats all use SEED (same weights, order, dropout): the spread is the machine's "
+                          "noise alone")
     run.add_argument("--threads", type=bounded_int(1, 4096), default=None,
-                     help=f"CPU threads per worker, the same for every framework (default: all {machine.available_cpus()})")
+                     help="CPU threads per worker, the same for every framework "
+                          f"(default: all {machine.available_cpus()})")
     run.add_argument("--mode", default="default", metavar="default|eager|compiled",
                      help="eager: torch eager, Keras tf.function without XLA; compiled: torch.compile, Keras with "
                           "XLA (jit_compile=True), JAX jit (JAX has no eager mode: its cells are skipped); default: "

@@ -37,7 +37,8 @@ def _history(args: argparse.Namespace, paths: dict[str, Path]) -> int:
 
     sources = args.paths or [history.HISTORY]
     if not args.paths and not history.HISTORY.is_dir():
-        raise RecordError(f"no history in {history.HISTORY}: record runs with `bench run --history`, or pass history files")
+        raise RecordError(f"no history in {history.HISTORY}: record runs with `bench run --history`, "
+                          "or pass history files")
     recs, probs = records.collect(sources)
     warn_all(probs)
     if not recs:

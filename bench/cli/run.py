@@ -72,7 +72,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.history is not None:
         writable_folder(args.history, "--history")  # now: a bad --history must not surface after training
     if "gpu" in devices and not machine.gpu_models():
-        err_console.print("[yellow]note:[/] nvidia-smi finds no GPU; GPU cells will be skipped if no framework sees one")
+        err_console.print("[yellow]note:[/] nvidia-smi finds no GPU; GPU cells will be skipped if no framework "
+                          "sees one")
     n_cells = len(plan(cfg)) - len(skip)
     resumed = f" ({len(skip)} already done, kept)" if skip else ""
     err_console.print(f"bench run {cfg.run_id}: {n_cells} cells{resumed}, profile {cfg.profile}, mode {cfg.mode}, "

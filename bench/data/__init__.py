@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from bench.data import idx, photos
 from bench.data.batches import Split, TaskData, eval_batches, train_batches
+from bench.data.images import sample_photos
 from bench.errors import DataError
 from bench.files import user_cache
-from bench.spec import DATASETS, Dataset, PhotoFolder, PhotoInput, Profile, TaskSpec
+from bench.spec import DATASETS, Dataset, IdxDataset, PhotoFolder, PhotoInput, Profile, TaskSpec
 
 __all__ = ["Split", "TaskData", "default_data_root", "eval_batches", "load", "prepare", "train_batches",
            "verification_inputs"]
@@ -22,6 +24,10 @@ def default_data_root() -> Path:
     if os.environ.get("BENCH_DATA"):
         return Path(os.environ["BENCH_DATA"]).expanduser()
     return user_cache() / "data"
+
+
+# What loads each kind of dataset: a new kind is a module with prepare() and load() and an entry here.
+SOURCES: dict[type, Any] = {IdxDataset: idx, PhotoFolder: photos}
 
 
 def _dataset(task: TaskSpec, dataset: str) -> Dataset:
@@ -41,25 +47,21 @@ def prepare(task: TaskSpec, dataset: str, profile: Profile, root: Path, kind: st
         verification_inputs(task, root)
         return "verification inputs"
     ds = _dataset(task, dataset)
-    if isinstance(ds, PhotoFolder):
-        return photos.prepare(ds, root)
-    return idx.prepare(ds, profile, root)
+    return str(SOURCES[type(ds)].prepare(ds, profile, root))
 
 
 def load(task: TaskSpec, dataset: str, profile: Profile, root: Path) -> TaskData:
     ds = _dataset(task, dataset)
-    td = photos.load(task, ds, profile, root) if isinstance(ds, PhotoFolder) else idx.load(task, ds, profile, root)
+    td: TaskData = SOURCES[type(ds)].load(task, ds, profile, root)
     if len(td.train) < task.batch_size:
         raise DataError(f"{len(td.train)} training examples is less than one batch of {task.batch_size}")
     return td
 
 
 def verification_inputs(task: TaskSpec, root: Path) -> np.ndarray:
-    """What `bench verify` feeds every framework: real photos for a photo input (sample photos whose
+    """What `bench verify` feeds every framework: for a photo input the sample photos (real photos whose
     ImageNet classes are known), else the first `verify_batch` smoke evaluation images."""
     if isinstance(task.input, PhotoInput):
-        from bench.data.images import sample_photos
-
         return sample_photos(task.input)
     td = load(task, task.datasets[0], task.profiles["smoke"], root)
     return np.ascontiguousarray(td.test.x[: task.verify_batch])

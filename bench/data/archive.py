@@ -8,6 +8,7 @@ import stat
 import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from bench.errors import DataError
 
@@ -31,7 +32,7 @@ def _safe_relpath(name: str, archive: Path) -> PurePosixPath:
     return p
 
 
-def _copy_limited(src, dest: Path, budget: list[int], archive: Path) -> None:
+def _copy_limited(src: IO[bytes], dest: Path, budget: list[int], archive: Path) -> None:
     """Copy a member's bytes, counting what is really written (declared sizes can lie)."""
     with open(dest, "wb") as out:
         while chunk := src.read(1 << 20):

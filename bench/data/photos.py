@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.data import fetch
 from bench.data.archive import safe_extract, sha256_file
 from bench.data.batches import Split, TaskData
+from bench.data.fetch import describe_url_error, download, offline_mode
 from bench.data.images import BadImage, load_photo
 from bench.errors import DataError
-from bench.files import cache_root, replacing
+from bench.files import cache_root, replacing, write_atomic
 from bench.spec import PhotoFolder, PhotoInput, Profile, TaskSpec
 
 CACHE_VERSION = 1
@@ -70,7 +70,7 @@ def ensure(ds: PhotoFolder, root: Path) -> Path:
     found = find_root(ds, root)
     if found is not None:
         return found
-    if fetch.offline_mode():
+    if offline_mode():
         raise DataError(f"{ds.name}: no photos and offline (BENCH_OFFLINE set); {_layout_hint(ds, root)}")
     folder = root / ds.name
     try:
@@ -83,16 +83,17 @@ def ensure(ds: PhotoFolder, root: Path) -> Path:
         for url in ds.archive_urls:
             try:
                 want = ds.archive_sha256 or (pin.read_text().strip() if pin.exists() else None)
-                got = fetch.download(url, archive, want, hash_of=sha256_file, max_bytes=ds.archive_size * 2)
+                got = download(url, archive, want, hash_of=sha256_file, max_bytes=ds.archive_size * 2)
                 break
             except (OSError, DataError) as exc:
-                errors.append(fetch.describe_url_error(url, exc))
+                errors.append(describe_url_error(url, exc))
         else:
             raise DataError(f"{ds.name}: download failed ({'; '.join(errors)}); {_layout_hint(ds, root)}")
         if ds.archive_sha256 is None and not pin.exists():
-            pin.write_text(got + "\n")  # not published upstream: later copies must match the first one
+            write_atomic(pin, got + "\n")  # not published upstream: later copies must match the first one
     if archive.stat().st_size != ds.archive_size:
-        raise DataError(f"{archive}: {archive.stat().st_size} bytes, the published archive has {ds.archive_size}; delete it")
+        raise DataError(f"{archive}: {archive.stat().st_size} bytes, the published archive has {ds.archive_size}; "
+                        "delete it")
     safe_extract(archive, folder, ds.max_extract_bytes)
     found = find_root(ds, root)
     if found is None:
@@ -177,7 +178,7 @@ def check_layout(ds: PhotoFolder, base: Path) -> None:
         raise DataError(f"{base}: the splits have different class folders: {classes}")
 
 
-def prepare(ds: PhotoFolder, root: Path) -> str:
+def prepare(ds: PhotoFolder, profile: Profile, root: Path) -> str:
     """The folder there (downloaded and extracted once) and well formed; returns the data source."""
     base = ensure(ds, root)
     check_layout(ds, base)

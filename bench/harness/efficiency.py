@@ -11,8 +11,9 @@ import re
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench import machine
 from bench.files import cache_root, write_atomic
@@ -23,7 +24,7 @@ PEAK_SIZES: dict[str, tuple[int, ...]] = {"cpu": (512, 1024, 2048), "gpu": (8192
 PEAK_REPEATS = 5
 MIN_REPEAT_S = 0.05
 # A larger size is skipped when one product of it would take longer than this at the rate already
-# measured: bf16 on a CPU without bf16 units runs at ~1 GFLOP/s, where n=2048 takes ~20 s a product.
+# measured: bf16 on a CPU without bf16 units is so slow that n=2048 alone would take minutes.
 MAX_PRODUCT_S = 0.5
 CACHE_VERSION = 2  # bump when the method changes: older measurements are then ignored
 DTYPES = {"fp32": "float32", "bf16": "bfloat16"}  # a cell's precision -> the matmul dtype timed for it
@@ -142,13 +143,14 @@ def lookup_peak(framework: str, device: str, dtype: str, versions: dict[str, str
     path = path or cache_path()
     fp = fingerprint(framework, versions, device, device_name, dtype, sizes)
     key = hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
-    entry = _read(path).get(key)
-    stale = _valid(entry) and at_least is not None and entry["flops"] < at_least
-    if _valid(entry) and not stale:
+    found = _read(path).get(key)
+    entry: dict[str, Any] | None = found if _valid(found) else None
+    stale = entry is not None and at_least is not None and entry["flops"] < at_least
+    if entry is not None and not stale:
         return {**entry, "cached": True}
     fresh = {**measure(timer, device, dtype, sizes), "fingerprint": fp,
              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    if stale:
+    if entry is not None and at_least is not None:  # stale
         fresh["remeasured"] = (f"the cached {entry['flops'] / 1e9:,.1f} GFLOP/s ({entry.get('measured_at')}) was "
                                f"below the {at_least / 1e9:,.1f} GFLOP/s training achieved")
         if entry["flops"] > fresh["flops"]:
@@ -187,10 +189,12 @@ def annotate(out: dict[str, Any], cell: Any) -> None:
             peaks[DTYPES[prec]] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
             warn(f"{prec} matmul peak not measured ({peaks[DTYPES[prec]]['error']})")
     used = peaks[DTYPES[precision]]
-    peak, source = used.get("flops"), f"measured matmul {precision} n={used.get('n')}"
+    peak: float | None = used.get("flops")
+    source: str | None = f"measured matmul {precision} n={used.get('n')}"
     nominal_used = nominal.get(precision) if nominal else None
     if peak is None:
-        peak, source = nominal_used, (f"nominal {nominal['device']} {precision}" if nominal_used else None)
+        peak = nominal_used
+        source = f"nominal {nominal['device']} {precision}" if nominal and nominal_used else None
     out.update(flops_per_sample=flops["train"], peak_flops=peak, peak_source=source, peaks=peaks,
                nominal_peak_flops=nominal_used)
     for target, per_sample in targets:

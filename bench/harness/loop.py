@@ -4,7 +4,8 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from typing import Any, Generic, Iterable, Iterator, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import Any, Generic, TypeVar
 
 from bench.harness.timing import StepWindows, now
 
@@ -71,7 +72,7 @@ class Prefetcher(Generic[T]):
         if isinstance(item, _Raised):
             self._queue.put(item)
             raise item.exc
-        return item  # type: ignore[no-any-return]
+        return item
 
     def close(self) -> None:
         """Stop the producer and wait for it; safe to call more than once."""

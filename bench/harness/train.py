@@ -1,9 +1,10 @@
 """The one training loop of a cell: any task, phase by phase, epoch by epoch, filling the record as it goes."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench import data, weights
 from bench.data import TaskData
@@ -51,7 +52,8 @@ def run_train(cell: Cell, out: dict[str, Any], notify: Notify) -> None:
     out.update({k: phases[0][k] for k in PHASE_COLUMNS})
     last = out["history"][-1]  # the last epoch's evaluation is the final one: no step came after it
     split = run.td.eval_split
-    out.update(test_loss=last[f"{split}_loss"], test_accuracy=last[f"{split}_accuracy"], eval_time_s=last[f"{split}_time_s"])
+    out.update(test_loss=last[f"{split}_loss"], test_accuracy=last[f"{split}_accuracy"],
+               eval_time_s=last[f"{split}_time_s"])
     if len(phases) > 1:
         out["phases"] = phases
     out["peak_device_bytes"] = run.adapter.device_peak_bytes()

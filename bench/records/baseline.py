@@ -7,9 +7,10 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from bench.errors import RecordError, UsageError
 from bench.machine import slug
@@ -72,7 +73,8 @@ def save(name: str, paths: list[Path], root: Path = BASELINES, force: bool = Fal
     if target.exists() and not force:
         raise UsageError(f"baseline {name!r} already exists for this machine ({target}); pass --force to replace it")
     meta = {"name": name, "machine": desc, "fingerprint": folder, "records": len(recs),
-            "tasks": sorted({r.task for r in recs}), "commits": sorted({str((r.env or {}).get("commit")) for r in recs}),
+            "tasks": sorted({r.task for r in recs}),
+            "commits": sorted({str((r.env or {}).get("commit")) for r in recs}),
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "sources": [str(p) for p in paths]}
     try:
@@ -122,7 +124,8 @@ def resolve(arg: str, current: list[Record], root: Path = BASELINES) -> tuple[Pa
     if exact:
         return Path(exact[0]["path"]), None
     hardware = ("cpu", "cpus", "gpus")
-    same_hw = [m for m in found if mine_desc and all((m.get("machine") or {}).get(k) == mine_desc.get(k) for k in hardware)]
+    same_hw = [m for m in found
+               if mine_desc and all((m.get("machine") or {}).get(k) == mine_desc.get(k) for k in hardware)]
     pick = same_hw if same_hw else found
     if len(pick) > 1:
         raise UsageError(f"baseline {arg!r} exists for {len(found)} other machines or version sets "

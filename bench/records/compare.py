@@ -4,8 +4,8 @@ from __future__ import annotations
 import math
 import re
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from bench.errors import UsageError
 from bench.records.schema import GROUP_KEY, Record, group_key
@@ -13,7 +13,8 @@ from bench.records.schema import GROUP_KEY, Record, group_key
 # What a metric is, how to read it from a record, and which direction is bad.
 METRICS: dict[str, tuple[str, Callable[[Record], float | None], str]] = {
     "time": ("train s", lambda r: r.train_time_s, "up"),
-    "memory": ("peak RSS MiB", lambda r: None if r.peak_host_rss_bytes is None else r.peak_host_rss_bytes / 2**20, "up"),
+    "memory": ("peak RSS MiB", lambda r: None if r.peak_host_rss_bytes is None else r.peak_host_rss_bytes / 2**20,
+               "up"),
     "accuracy": ("accuracy %", lambda r: None if r.test_accuracy is None else 100 * r.test_accuracy, "down"),
 }
 DEFAULT_THRESHOLDS = {"time": 10.0, "memory": 10.0, "accuracy": 0.5}  # %, %, percentage points
@@ -134,8 +135,13 @@ def shown(cell: tuple) -> tuple[str, str, str]:
     """(task, framework label, device) of a GROUP_KEY tuple: 'torch (compiled, bf16)' off the default mode/fp32."""
     from bench.spec.modes import label
 
-    task, fw, dev, mode, precision = (cell[GROUP_KEY.index(k)] for k in ("task", "framework", "device", "mode", "precision"))
+    task, fw, dev, mode, precision = (cell[GROUP_KEY.index(k)]
+                                      for k in ("task", "framework", "device", "mode", "precision"))
     return task, label(fw, dev, mode, precision), dev
+
+
+def fmt_value(v: float | None) -> str:
+    return "–" if v is None else f"{v:,.2f}"
 
 
 def markdown(rows: list[Row]) -> str:
@@ -143,7 +149,7 @@ def markdown(rows: list[Row]) -> str:
              "|---|---|---|---|---:|---:|---:|---|---|"]
     for r in rows:
         task, fw, dev = shown(r.cell)
-        fmt = (lambda v: "–" if v is None else f"{v:,.2f}")
-        lines.append(f"| {task} | {fw} | {dev} | {r.metric} | {fmt(r.baseline)} | {fmt(r.current)} | {r.change} | "
-                     f"{'**' + r.mark + '**' if r.mark in REGRESSIONS else r.mark} | {r.detail} |")
+        mark = f"**{r.mark}**" if r.mark in REGRESSIONS else r.mark
+        lines.append(f"| {task} | {fw} | {dev} | {r.metric} | {fmt_value(r.baseline)} | {fmt_value(r.current)} | "
+                     f"{r.change} | {mark} | {r.detail} |")
     return "\n".join(lines) + "\n"

@@ -78,7 +78,8 @@ def table_rows(points: dict[tuple, list[Point]]) -> tuple[list[str], list[list[s
     rows = []
     for cell, pts in points.items():
         for p in pts:
-            rows.append([*map(str, _part(cell, "task", "framework", "device", "profile")), p.started_at[:16].replace("T", " ") or p.run_id, p.commit, p.versions,
+            rows.append([*map(str, _part(cell, "task", "framework", "device", "profile")),
+                         p.started_at[:16].replace("T", " ") or p.run_id, p.commit, p.versions,
                          "–" if p.train_time_s is None else f"{p.train_time_s:.2f}",
                          "–" if p.accuracy is None else f"{100 * p.accuracy:.2f} %", f"{p.n_ok}/{p.n}"])
     return header, rows
@@ -103,8 +104,8 @@ def trend_plots(points: dict[tuple, list[Point]]) -> list[Any]:
             ax_t.plot(xs, [p.train_time_s for p in pts], marker="o", label=fw, color=colour(fw))
             ax_a.plot(xs, [None if p.accuracy is None else 100 * p.accuracy for p in pts], marker="o", label=fw,
                       color=colour(fw))
-            said.append(f"{fw}: " + ", ".join(f"{p.commit[:8]} {'–' if p.train_time_s is None else f'{p.train_time_s:.2f} s'}"
-                                               for p in pts))
+            said.append(f"{fw}: " + ", ".join(
+                f"{p.commit[:8]} {'–' if p.train_time_s is None else f'{p.train_time_s:.2f} s'}" for p in pts))
         labels = [f"{c[:8]}\n{s[5:10]}" for s, _, c in runs]
         for ax, title in ((ax_t, "train time (s, median of repeats)"), (ax_a, "test accuracy (%)")):
             ax.set_xticks(range(len(runs)), labels, fontsize=7)

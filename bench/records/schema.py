@@ -41,7 +41,8 @@ class Record:
     first_epoch_s: float | None = None  # includes compilation / warm-up
     steady_epoch_s: float | None = None  # median of epochs 2..n
     samples_per_s: float | None = None  # training samples per steady second
-    # Step timing (bench/harness/timing.py, K and M from the task's `measurement`); transfer: phase 1 here, each in `phases`.
+    # Step timing (bench/harness/timing.py, K and M from the task's `measurement`): the first phase's here,
+    # each phase's in `phases`.
     first_step_s: float | None = None  # compile + first step, synced after it
     steady_step_s: float | None = None  # median window time / M (windows of M steps after K warm-up steps)
     steady_step_iqr_s: float | None = None  # IQR of the windows' per-step times; None with < 2 windows

@@ -5,8 +5,9 @@ import dataclasses
 import fcntl
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from bench.errors import RecordError
 from bench.records.schema import Record, cell_key, from_dict, to_json

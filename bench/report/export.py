@@ -105,7 +105,7 @@ def run_reports(records: list[Record], folder: Path) -> tuple[list[Path], str | 
     write(paths[0], render("md", records))
     try:
         html = render("html", records)
-    except Exception as exc:  # the records are already safe: a plotting problem must not fail a finished run
+    except Exception as exc:  # noqa: BLE001 - the records are safe already: a plot must not fail a finished run
         return paths, f"report.html not written ({type(exc).__name__}: {exc}); try `bench report --format html`"
     paths.append(folder / "report.html")
     write(paths[1], html)

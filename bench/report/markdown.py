@@ -5,15 +5,15 @@ from collections import defaultdict
 
 from bench.records import Record, summarize
 from bench.report.tables import fmt_mfu, fmt_pct, fmt_s, fmt_step, markdown_table, table_rows
-from bench.spec import TASKS
-from bench.spec import modes
+from bench.spec import TASKS, modes
 
 
 def _environment(records: list[Record]) -> list[str]:
     lines = []
     envs = {(r.env.get("cpu"), r.env.get("cpus"), tuple(r.env.get("gpus") or ())) for r in records if r.env}
     for cpu, cpus, gpus in sorted(envs, key=str):
-        lines.append(f"- Machine: {cpu} ({cpus} CPUs available)" + (f"; GPU: {', '.join(gpus)}" if gpus else "; no GPU"))
+        lines.append(f"- Machine: {cpu} ({cpus} CPUs available)"
+                     + (f"; GPU: {', '.join(gpus)}" if gpus else "; no GPU"))
     versions: dict[str, set[str]] = defaultdict(set)
     for r in records:
         for k, v in r.versions.items():
@@ -21,7 +21,8 @@ def _environment(records: list[Record]) -> list[str]:
                 versions[k].add(str(v))
     if versions:
         lines.append("- Versions: " + ", ".join(f"{k} {'/'.join(sorted(v))}" for k, v in sorted(versions.items())))
-    runs = sorted({(r.run_id, r.profile, r.dataset, r.epochs, r.threads, (r.env or {}).get("commit")) for r in records}, key=str)
+    runs = sorted({(r.run_id, r.profile, r.dataset, r.epochs, r.threads, (r.env or {}).get("commit"))
+                   for r in records}, key=str)
     for run_id, profile, dataset, epochs, threads, commit in runs:
         lines.append(f"- Run {run_id}: profile {profile}, dataset {dataset}, {epochs} epochs, "
                      f"{threads} CPU threads per worker, commit {commit or 'unknown'}")
@@ -71,7 +72,8 @@ def phase_section(records: list[Record]) -> list[str]:
                          fmt_s(ph.get("time_s")), fmt_s(ph.get("first_epoch_s")), fmt_s(ph.get("steady_epoch_s")),
                          fmt_s(ph.get("first_step_s")), fmt_step({"steady_step_s": ph.get("steady_step_s"),
                          "steady_step_iqr_s": ph.get("steady_step_iqr_s"), "no_window": ph.get("step_windows") == 0}),
-                         "–" if ips is None else f"{ips:,.1f}", fmt_mfu(ph.get("mfu")), fmt_pct(ph.get("val_accuracy"))])
+                         "–" if ips is None else f"{ips:,.1f}", fmt_mfu(ph.get("mfu")),
+                         fmt_pct(ph.get("val_accuracy"))])
     if not rows:
         return []
     header = ["task", "framework", "device", "seed", "phase", "trainable", "train s", "first epoch s",

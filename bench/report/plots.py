@@ -4,8 +4,9 @@ from __future__ import annotations
 import io
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from bench.records import Record
 from bench.report.tables import aggregate, in_order, order_tasks
@@ -15,7 +16,8 @@ from bench.spec import FRAMEWORKS
 COLOURS = {"tf": "#E69F00", "torch": "#0072B2", "jax": "#009E73"}
 SPARE_COLOURS = ("#CC79A7", "#56B4E9", "#D55E00", "#000000")
 # Learning-curve series: line style per series; marker per device.
-SERIES = {"train_loss": "-", "val_loss": "--", "test_loss": ":", "val_accuracy": "--", "test_accuracy": ":"}
+SERIES: dict[str, Any] = {"train_loss": "-", "val_loss": "--", "test_loss": ":", "val_accuracy": "--",
+                          "test_accuracy": ":"}
 MARKERS = {"cpu": "o", "gpu": "s"}
 DPI = 100
 
@@ -158,39 +160,43 @@ def _memory(lay: _Layout) -> Plot | None:
     return to_plot(fig, "memory", title, f"Bar chart, {title}. " + ". ".join(said) + ".")
 
 
-def _curves(task: str, records: list[Record]) -> Plot | None:
-    """Per-epoch history of every ok record of a task: loss and accuracy panels, one colour per framework."""
-    from matplotlib.lines import Line2D
+Lines = dict[str, list[tuple[Record, list[float], list[float]]]]  # series -> (record, epochs, values)
 
-    runs = [r for r in records if r.task == task and r.status == "ok" and isinstance(r.history, list)]
-    lines: dict[str, list[tuple[Record, list[float], list[float]]]] = {}
+
+def _curve_lines(runs: list[Record]) -> tuple[Lines, set[float]]:
+    """Each run's points per learning-curve series, and where a new training phase begins (x)."""
+    lines: Lines = {}
     phase_starts: set[float] = set()
     for r in runs:
         entries = [e for e in r.history if isinstance(e, dict)]
         for s in SERIES:
-            pts = [(number(e.get("epoch")) or float(i + 1), number(e.get(s))) for i, e in enumerate(entries)]
-            pts = [(x, y) for x, y in pts if y is not None]
+            raw = [(number(e.get("epoch")) or float(i + 1), number(e.get(s))) for i, e in enumerate(entries)]
+            pts = [(x, y) for x, y in raw if y is not None]
             if pts:
                 lines.setdefault(s, []).append((r, [p[0] for p in pts], [p[1] for p in pts]))
         for prev, e in zip(entries, entries[1:]):
             if e.get("phase") != prev.get("phase") and number(e.get("epoch")) is not None:
                 phase_starts.add(float(e["epoch"]) - 0.5)
+    return lines, phase_starts
+
+
+def _curves(task: str, records: list[Record]) -> Plot | None:
+    """Per-epoch history of every ok record of a task: loss and accuracy panels, one colour per framework."""
+    runs = [r for r in records if r.task == task and r.status == "ok" and isinstance(r.history, list)]
+    lines, phase_starts = _curve_lines(runs)
     panels = [p for p in (("loss", [s for s in SERIES if s.endswith("loss") and s in lines]),
                           ("accuracy (%)", [s for s in SERIES if s.endswith("accuracy") and s in lines])) if p[1]]
     if not panels:
         return None
     fig, axes = figure(4.2 * len(panels) + 1.6, 3.4, len(panels))
-    devices = in_order({r.device for r, _, _ in sum(lines.values(), [])}, ("cpu", "gpu"))
-    fws = in_order({r.framework for r, _, _ in sum(lines.values(), [])}, FRAMEWORKS)
     said = []
     for ax, (label, series) in zip(axes, panels):
         for s in series:
             scale = 100.0 if s.endswith("accuracy") else 1.0
+            finals: dict[str, list[float]] = {}
             for r, xs, ys in lines[s]:
                 ax.plot(xs, [y * scale for y in ys], SERIES[s], color=colour(r.framework), linewidth=1.2,
                         marker=MARKERS.get(r.device, "^"), markersize=3.5, alpha=0.85)
-            finals = {}
-            for r, _, ys in lines[s]:
                 finals.setdefault(r.framework, []).append(ys[-1] * scale)
             said.append(f"{s} at the last epoch: " + ", ".join(f"{fw} {statistics.median(v):.3g}"
                                                                for fw, v in finals.items()))
@@ -200,16 +206,24 @@ def _curves(task: str, records: list[Record]) -> Plot | None:
         ax.set_ylabel(label, fontsize=9)
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[-1].legend(handles=_curve_legend(lines), fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    title = f"Learning curves: {task} ({len(runs)} run{'s' if len(runs) != 1 else ''}, one line per run)"
+    fig.suptitle(title, fontsize=10)
+    return to_plot(fig, f"curves-{task}", title, f"Line chart, {title}. " + "; ".join(said) + ".")
+
+
+def _curve_legend(lines: Lines) -> list[Any]:
+    """Colour per framework, line style per split, marker per device (when there are two)."""
+    from matplotlib.lines import Line2D
+
+    devices = in_order({r.device for r, _, _ in sum(lines.values(), [])}, ("cpu", "gpu"))
+    fws = in_order({r.framework for r, _, _ in sum(lines.values(), [])}, FRAMEWORKS)
     handles = [Line2D([], [], color=colour(f), label=f) for f in fws]
     splits = {s.split("_")[0]: SERIES[s] for s in SERIES if s in lines}  # train / val / test
     handles += [Line2D([], [], color="grey", linestyle=style, label=split) for split, style in splits.items()]
     if len(devices) > 1:
         handles += [Line2D([], [], color="grey", marker=MARKERS.get(d, "^"), linestyle="", label=d) for d in devices]
-    axes[-1].legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    n = len(runs)
-    title = f"Learning curves: {task} ({n} run{'s' if n != 1 else ''}, one line per run)"
-    fig.suptitle(title, fontsize=10)
-    return to_plot(fig, f"curves-{task}", title, f"Line chart, {title}. " + "; ".join(said) + ".")
+    return handles
 
 
 def render(records: list[Record]) -> list[Plot]:
@@ -228,13 +242,13 @@ def _render(records: list[Record]) -> list[Plot]:
     lay = _Layout(cells)
     pct, secs = (lambda v: f"{v:.1f}"), (lambda v: f"{v:.3g}")
     repeats = any(c.get("train_time_s_spread") for c in cells.values())
-    spread = {k: c.get("train_time_s_spread") for k, c in cells.items()}
+    spread = {k: s for k, c in cells.items() if (s := c.get("train_time_s_spread"))}
     out = [
         _bar_plot("accuracy", "Test accuracy per task and framework (%, median over repeats)", lay,
                   _metric(cells, "test_accuracy", 100.0), pct, "test accuracy (%)"),
         _bar_plot("train-time", "Training time (s, median" + (", whiskers: 95 % CI of the mean)" if repeats else ")"),
                   lay, _metric(cells, "train_time_s"), secs, "train time (s)",
-                  ci=lambda k: (spread[k][0], spread[k][1]) if spread.get(k) else None),
+                  ci=lambda k: (spread[k][0], spread[k][1]) if k in spread else None),
         _bar_plot("steady-epoch", "Steady epoch time (s, median of epochs 2..n)", lay,
                   _metric(cells, "steady_epoch_s"), secs, "steady epoch (s)"),
         _memory(lay),

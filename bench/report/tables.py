@@ -1,11 +1,11 @@
 """Comparison tables from records: rows task x framework, columns per device (rich and Markdown)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from bench.records import Record
-from bench.spec import FRAMEWORKS, TASKS
-from bench.spec import modes
+from bench.spec import FRAMEWORKS, TASKS, modes
 
 Cell = dict[str, Any]
 
@@ -197,9 +197,8 @@ def table_rows(records: list[Record], compact: bool = False) -> tuple[list[str],
                 c = agg.get((t, f, d))
                 row += [fn(c) if c else "–" for _, fn in _device_columns(d, compact)]
             if speedup:
-                cpu, gpu = agg.get((t, f, "cpu")), agg.get((t, f, "gpu"))
-                ok = cpu and gpu and cpu["train_time_s"] and gpu["train_time_s"]
-                row.append(f"{cpu['train_time_s'] / gpu['train_time_s']:.1f}×" if ok else "–")
+                cpu, gpu = (agg.get((t, f, d), {}).get("train_time_s") for d in ("cpu", "gpu"))
+                row.append(f"{cpu / gpu:.1f}×" if cpu and gpu else "–")
             rows.append(row)
     return header, rows
 
@@ -218,6 +217,7 @@ def rich_table(records: list[Record], title: str = "bench") -> Any:
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     esc = [[v.replace("|", "\\|") for v in r] for r in [header, *rows]]
-    lines = ["| " + " | ".join(esc[0]) + " |", "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|"]
+    rule = "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|"
+    lines = ["| " + " | ".join(esc[0]) + " |", rule]
     lines += ["| " + " | ".join(r) + " |" for r in esc[1:]]
     return "\n".join(lines)

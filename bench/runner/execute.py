@@ -12,11 +12,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench import machine
+from bench.files import write_atomic
 from bench.harness.cell import Cell
 from bench.harness.worker import EVENT_PREFIX
 from bench.records import FIELDS, Record
@@ -54,9 +56,10 @@ def run_cell(cell: Cell, cfg: RunConfig, on_event: EventHandler | None = None) -
     cell_path, result_path = cfg.out / "cells" / f"{label}.json", cfg.out / "cells" / f"{label}.result.json"
     log_path = cfg.out / "logs" / f"{label}.log"
     result_path.unlink(missing_ok=True)
-    cell_path.write_text(json.dumps(dataclasses.asdict(cell), indent=1))
+    write_atomic(cell_path, json.dumps(dataclasses.asdict(cell), indent=1))
     python = cfg.pythons.get(cell.framework, sys.executable)
-    base = {"task": cell.task, "framework": cell.framework, "device": cell.device, "profile": cell.profile,
+    base: dict[str, Any] = {
+            "task": cell.task, "framework": cell.framework, "device": cell.device, "profile": cell.profile,
             "dataset": cell.dataset, "seed": cell.seed, "repeat": cell.repeat, "epochs": cell.epochs,
             "run_id": cell.run_id, "mode": cell.mode, "precision": cell.precision,
             "spec_hash": spec_hash(TASKS[cell.task]), "threads": cell.threads,
@@ -68,7 +71,8 @@ def run_cell(cell: Cell, cfg: RunConfig, on_event: EventHandler | None = None) -
     body = _result(result_path, log_path, outcome, python)
     rss = outcome.rss
     if rss is not None:  # the worker's own VmHWM reads can top wait4's by a few pages (approximate per-CPU counters)
-        rss = max([rss, *(v for k in ("setup_peak_rss_bytes", "train_peak_rss_bytes") if isinstance(v := body.get(k), int))])
+        own = (body.get(k) for k in ("setup_peak_rss_bytes", "train_peak_rss_bytes"))
+        rss = max([rss, *(v for v in own if isinstance(v, int))])
     fields = {k: v for k, v in body.items() if k in FIELDS and k not in base}
     rec = Record(**base, **fields, peak_host_rss_bytes=rss, wall_time_s=wall)
     if outcome.interrupted:

@@ -25,7 +25,8 @@ def plan(cfg: RunConfig, kind: str = "train") -> list[Cell]:
                         task=task_name, framework=fw, device=device, profile=cfg.profile,
                         dataset=cfg.dataset_of(task_name), seed=seed,
                         epochs=resolve_epochs(task, cfg.profile, cfg.epochs), data_root=str(cfg.data_root.resolve()),
-                        weights_path=str((cfg.out / "weights" / weights.file_name(task, seed, kind == "logits")).resolve()),
+                        weights_path=str((cfg.out / "weights" / weights.file_name(task, seed, kind == "logits"))
+                                         .resolve()),
                         threads=cfg.threads, kind=kind, run_id=cfg.run_id, repeat=repeat,
                         mode=resolve_mode(fw, device, cfg.mode), precision=cfg.precision,
                     ))

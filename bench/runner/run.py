@@ -1,7 +1,7 @@
 """A run: every planned cell in turn, each record appended as soon as it exists."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from bench import records
 from bench.records import Record

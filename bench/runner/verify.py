@@ -51,9 +51,9 @@ def run_verify(cfg: RunConfig) -> tuple[list[Outcome], list[PairDiff]]:
         outcomes.append(Outcome(cell.task, cell.framework, rec.status, rec.error, rec.param_count, logits))
     diffs = []
     for task in cfg.tasks:
-        ok = [o for o in outcomes if o.task == task and o.logits is not None]
-        for a, b in itertools.combinations(ok, 2):
-            d = float(np.max(np.abs(a.logits.astype(np.float64) - b.logits.astype(np.float64))))
+        ok = [(o, o.logits.astype(np.float64)) for o in outcomes if o.task == task and o.logits is not None]
+        for (a, la), (b, lb) in itertools.combinations(ok, 2):
+            d = float(np.max(np.abs(la - lb)))
             diffs.append(PairDiff(task, a.framework, b.framework, d, TASKS[task].verify_tolerance))
     return outcomes, diffs
 

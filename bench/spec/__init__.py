@@ -7,8 +7,19 @@ from bench.spec.layers import Conv2D, ConvBN, Dense, Dropout, Flatten, GlobalAvg
 from bench.spec.optimizers import Adam, Optimizer, RMSprop
 from bench.spec.protocol import PROFILES, Measurement, Profile
 from bench.spec.shapes import param_count
-from bench.spec.tasks import (DEFAULT_TASKS, DEVICES, FRAMEWORKS, TASKS, AuxHead, LossType, Phase, PretrainedSource,
-                              TaskSpec, resolve_epochs, spec_hash)
+from bench.spec.tasks import (
+                              DEFAULT_TASKS,
+                              DEVICES,
+                              FRAMEWORKS,
+                              TASKS,
+                              AuxHead,
+                              LossType,
+                              Phase,
+                              PretrainedSource,
+                              TaskSpec,
+                              resolve_epochs,
+                              spec_hash,
+)
 
 __all__ = [
     "DATASETS", "DEFAULT_TASKS", "DEVICES", "FRAMEWORKS", "PROFILES", "TASKS", "Adam", "AuxHead", "Conv2D", "ConvBN",

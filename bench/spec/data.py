@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Union
+from typing import ClassVar
 
 import numpy as np
 
@@ -54,7 +54,7 @@ class PhotoFolder:
     eval_split: ClassVar[str] = "val"  # the folder's validation photos are what every epoch is evaluated on
 
 
-Dataset = Union[IdxDataset, PhotoFolder]
+Dataset = IdxDataset | PhotoFolder
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ class PhotoInput:
         return out
 
 
-Input = Union[PixelInput, PhotoInput]
+Input = PixelInput | PhotoInput
 
 _IDX_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",

@@ -7,7 +7,6 @@ etc. (bench/spec/shapes.py), where an unnamed layer i is called `layers.<i>`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ class MBConv:
     residual: bool
 
 
-Layer = Union[Flatten, Dense, Conv2D, MaxPool2D, Dropout, GlobalAvgPool, ConvBN, MBConv]
+Layer = Flatten | Dense | Conv2D | MaxPool2D | Dropout | GlobalAvgPool | ConvBN | MBConv
 
 
 def efficientnet_lite(stages: tuple[tuple[int, int, int, int, int], ...], stem: int, head: int,

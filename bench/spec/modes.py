@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 MODES = ("default", "eager", "compiled")  # what --mode accepts; records hold only eager or compiled
 PRECISIONS = ("fp32", "bf16")
@@ -65,7 +66,7 @@ def summary(records: Iterable[Any]) -> str:
     per: dict[str, set[str]] = defaultdict(set)
     ran: set[tuple[str, str]] = set()
     tune: set[str] = set()
-    inputs: set[str] = set()  # how batches were drawn (bench/loop.py), the same for every framework
+    inputs: set[str] = set()  # how batches were drawn (bench/harness/loop.py), the same for every framework
     recs = list(records)
     for r in recs:
         per[r.framework].add(variant(r))
@@ -77,7 +78,8 @@ def summary(records: Iterable[Any]) -> str:
             inputs.add(f"{r.device}: {r.settings['input']}")
     modes = "; ".join(f"{fw} " + " | ".join(v + ("" if (fw, v) in ran else " (did not run)") for v in sorted(vs))
                       for fw, vs in per.items())
-    line = f"- Modes and precision: {modes} (fp32 means TF32 off on GPU; bf16 is mixed precision with fp32 weights, logits and loss)"
+    line = (f"- Modes and precision: {modes} (fp32 means TF32 off on GPU; bf16 is mixed precision with fp32 "
+            "weights, logits and loss)")
     line += f"; GPU autotuning on: {'; '.join(sorted(tune))}" if tune else ""
     return line + (f"; input: {'; '.join(sorted(inputs))}" if inputs else "")
 

@@ -3,7 +3,6 @@ correction), so impls/<fw> override them where needed; bench/spec/reference.py h
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -38,4 +37,4 @@ class Adam:
     name: str = "adam"
 
 
-Optimizer = Union[RMSprop, Adam]
+Optimizer = RMSprop | Adam

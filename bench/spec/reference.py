@@ -14,7 +14,8 @@ class ReferenceOptimizer:
     def __init__(self, spec: Optimizer, variant: str = "spec") -> None:
         # The other variants are the frameworks' own defaults, for tests that must tell them apart.
         assert variant in self.VARIANTS
-        self.spec, self.t, self.state, self.variant = spec, 0, {}, variant
+        self.spec, self.t, self.variant = spec, 0, variant
+        self.state: dict[str, dict[str, np.ndarray]] = {}
 
     def update(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         self.t += 1

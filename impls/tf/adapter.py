@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
@@ -21,8 +22,10 @@ from impls.tf.optim import build_optimizer  # noqa: E402
 def loss_fn(loss: LossType) -> tuple[Callable[[Any, Any], Any], tf.DType]:
     """The task's loss (labels first, as Keras losses take them) and the dtype its labels take."""
     if loss is LossType.SIGMOID_BINARY_CROSS_ENTROPY:
-        return (lambda y, logits: tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits[:, 0])),
-                tf.float32)
+        def bce(y: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+            return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits[:, 0]))
+
+        return bce, tf.float32
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True), tf.int32
 
 

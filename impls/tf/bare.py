@@ -1,7 +1,8 @@
 """A bare TensorFlow loop over an adapter's own tf.function step: the harness-overhead baseline."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf

@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402 - Keras reads KERAS_BACKEND when first imported
 
 from bench.harness.adapter import unsupported  # noqa: E402
-from bench.spec import (Conv2D, ConvBN, Dense, Dropout, Flatten, GlobalAvgPool, Layer, MaxPool2D,  # noqa: E402
-                        MBConv, TaskSpec)
+from bench.spec import Conv2D, ConvBN, Dense, Dropout, Flatten, GlobalAvgPool, Layer, MaxPool2D, MBConv, TaskSpec  # noqa: E402
 from bench.spec.shapes import features_shape, named_layers  # noqa: E402
 
 
@@ -58,7 +58,8 @@ class Built:
 
 def _conv_bn(c: ConvBN, x: Any, built: Built) -> Any:
     if c.depthwise:
-        conv = keras.layers.DepthwiseConv2D(c.kernel, c.stride, padding="same", use_bias=False, name=_keras_name(c.name))
+        conv = keras.layers.DepthwiseConv2D(c.kernel, c.stride, padding="same", use_bias=False,
+                                            name=_keras_name(c.name))
     else:
         conv = keras.layers.Conv2D(c.filters, c.kernel, c.stride, padding="same", use_bias=False,
                                    name=_keras_name(c.name))

@@ -19,7 +19,7 @@ class KingmaBaAdam(keras.optimizers.Adam):
     Keras' own Adam adds eps to sqrt(v) before correcting it ("epsilon hat"), a different rule for
     the same hyper-parameters; the spec names this one. 1 - b**t is -expm1(t log b) with log b from
     float64, and 1 - b is taken in float64 before the cast (as torch does): float32 powers of the
-    rounded b made every early step ~6e-7 shorter than the spec's (the JAX fix: impls/jax/optim.py).
+    rounded b make the early steps systematically shorter than the spec's (as in impls/jax/optim.py).
     """
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:

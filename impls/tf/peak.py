@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 

@@ -1,7 +1,8 @@
 """PyTorch adapter: the spec's model eager or torch.compile'd, fp32 (TF32 off) or bf16 autocast, phased training."""
 from __future__ import annotations
 
-from typing import Callable, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -48,8 +49,8 @@ class Adapter:
             for k, v in weights.items():
                 state[self.names[k]].copy_(torch.from_numpy(np.ascontiguousarray(to_torch(task, k, v))))
         # Photos (3 channels) run channels_last: the NHWC batch permuted to NCHW already is, and weights
-        # and activations in that format measured 1.6x faster per CPU step. A 1-channel batch is the
-        # same either way; the MNIST CNN measured no faster in channels_last (42.9 vs 44.5 ms a step).
+        # and activations in that format are much faster on CPU; a 1-channel batch is the same either
+        # way, and the MNIST CNN gained nothing from it (docs/protocol.md).
         fmt = torch.channels_last if task.input_shape[-1] > 1 else torch.contiguous_format
         self.model = model.to(self.device, memory_format=fmt)
         # Training steps compiled (one static graph per phase: requires_grad changes recompile once);

@@ -39,7 +39,8 @@ def slowed_torch(tmp_path: Path, seconds: float, use_exec: bool = True) -> str:
         "a.Adapter.train_step = slow\n"
         "sys.argv = ['bench.harness.worker'] + sys.argv[3:]  # drop '-m bench.worker' given by the runner\n"
         "runpy.run_module('bench.harness.worker', run_name='__main__')\n")
-    return script(tmp_path, "slow-python", f'{"exec " if use_exec else ""}{sys.executable} {tmp_path / "slow_worker.py"} "$@"')
+    command = f'{sys.executable} {tmp_path / "slow_worker.py"} "$@"'
+    return script(tmp_path, "slow-python", ("exec " if use_exec else "") + command)
 
 
 BAD_RUN_ARGS = [
@@ -153,7 +154,8 @@ def test_a_crashing_cell_is_recorded_as_failed_and_the_others_run(tmp_path):
     res = bench("run", "--task", "mnist_mlp", "--framework", "all", "--resume", str(out))
     assert res.returncode == 0, res.stderr
     assert "1 cells (2 already done, kept)" in res.stderr
-    lines = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines() if x.startswith('{"') and x.endswith("}")]
+    lines = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()
+             if x.startswith('{"') and x.endswith("}")]
     assert [r["framework"] for r in lines[3:]] == ["torch"] and lines[3]["status"] == "ok"
     report = (out / "report.md").read_text()
     assert "| mnist_mlp | torch | ok |" in report and "SIGSEGV" not in report
@@ -294,7 +296,8 @@ def test_compare_flags_a_real_run_made_slower_on_purpose(tmp_path):
     base, cur = tmp_path / "base", tmp_path / "cur"
     hist, bl = tmp_path / "history", tmp_path / "baselines"
     for out, extra in ((base, []), (cur, ["--python", f"torch={slow}"])):
-        res = bench("run", "--task", "mnist_mlp", "--framework", "torch", "--out", str(out), "--history", str(hist), *extra)
+        res = bench("run", "--task", "mnist_mlp", "--framework", "torch", "--out", str(out), "--history", str(hist),
+                    *extra)
         assert res.returncode == 0, res.stderr
     (hfile,) = hist.glob("*.jsonl")  # both runs on this machine's one history file
     assert len(hfile.read_text().splitlines()) == 2
@@ -314,7 +317,8 @@ def test_repeats_are_independent_seeded_runs_shown_with_ci_and_cv(tmp_path, caps
     assert main(["run", "--seed", str(2**32 - 2), "--repeats", "3", "--out", str(tmp_path / "x")]) == 2
     assert "past the largest seed" in capsys.readouterr().err and not (tmp_path / "x").exists()
     out = tmp_path / "run"
-    res = bench("run", "--task", "mnist_mlp", "--framework", "torch", "--repeats", "3", "--seed", "5", "--out", str(out))
+    res = bench("run", "--task", "mnist_mlp", "--framework", "torch", "--repeats", "3", "--seed", "5",
+                "--out", str(out))
     assert res.returncode == 0, res.stderr
     recs = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
     assert [r["seed"] for r in recs] == [5, 6, 7] and all(r["status"] == "ok" for r in recs)

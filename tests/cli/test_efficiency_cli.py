@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from bench.spec.flops import task_flops
 from bench.spec import TASKS
+from bench.spec.flops import task_flops
 from tests.cli.test_cli import bench
 from tests.conftest import has
 

@@ -70,12 +70,15 @@ def test_random_argument_lists(cli_sandbox, capsys, argv):
 
 RECORD = {"schema_version": 1, "task": "mnist_mlp", "framework": "tf", "device": "cpu", "profile": "smoke",
           "dataset": "mnist", "seed": 0, "status": "ok", "spec_hash": "x", "epochs": 2, "test_accuracy": 0.9}
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True), st.text(max_size=8))
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
+                    st.text(max_size=8))
 # history and phases entries: dicts with the keys the report reads, holding anything
-ENTRIES = st.lists(st.dictionaries(st.sampled_from(["name", "epoch", "epochs", "train_loss", "val_loss", "val_accuracy",
-                                                    "time_s", "samples_per_s", "trainable_params"]), SCALARS), max_size=2)
+KEYS = ["name", "epoch", "epochs", "train_loss", "val_loss", "val_accuracy", "time_s", "samples_per_s",
+        "trainable_params"]
+ENTRIES = st.lists(st.dictionaries(st.sampled_from(KEYS), SCALARS), max_size=2)
 FIELD_VALUES = st.one_of(SCALARS, ENTRIES, st.lists(st.floats(), max_size=3),
-                         st.dictionaries(st.text(max_size=3), st.one_of(st.integers(), st.text(max_size=3)), max_size=2))
+                         st.dictionaries(st.text(max_size=3), st.one_of(st.integers(), st.text(max_size=3)),
+                                         max_size=2))
 
 
 @st.composite

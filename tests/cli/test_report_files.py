@@ -12,7 +12,8 @@ FIXTURE = ROOT / "tests" / "data" / "smoke_3fw_2tasks_repeats2.jsonl"
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--format", "pdf", "--output", "{out}/r.pdf"], "--format: unknown format 'pdf'; choose from md, html, csv, parquet"),
+    (["--format", "pdf", "--output", "{out}/r.pdf"],
+     "--format: unknown format 'pdf'; choose from md, html, csv, parquet"),
     (["--format", "md,,csv", "--output", "{out}/r"], "--format: empty name"),
     (["--format", "html"], "--format html needs --output PATH"),
     (["--output", "{file}/r.md"], "cannot write"),
@@ -30,7 +31,8 @@ def test_bad_format_or_output_is_one_line_exit_2_and_nothing_written(args, messa
 
 
 def test_several_formats_write_one_file_each_beside_path(capsys, tmp_path):
-    assert main(["report", str(FIXTURE), "--format", "md,html,csv,parquet", "--output", str(tmp_path / "r" / "report.md")]) == 0
+    assert main(["report", str(FIXTURE), "--format", "md,html,csv,parquet",
+                 "--output", str(tmp_path / "r" / "report.md")]) == 0
     err = capsys.readouterr().err
     files = {p.name: p for p in (tmp_path / "r").iterdir()}
     assert sorted(files) == ["report.csv", "report.html", "report.md", "report.parquet"]

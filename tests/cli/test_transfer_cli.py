@@ -49,7 +49,8 @@ def test_smoke_profile_runs_in_every_framework_on_the_same_photos(tmp_path):
         assert r["task"] == "cats_vs_dogs" and r["profile"] == "smoke" and r["eval_split"] == "val"
         assert [p["name"] for p in r["phases"]] == ["feature_extraction", "fine_tuning"]
         assert all(p["time_s"] > 0 and p["samples_per_s"] > 0 for p in r["phases"])
-        # Per-phase efficiency (bench/efficiency.py): fine-tuning does more work per photo than feature extraction.
+        # Per-phase efficiency (bench/harness/efficiency.py): fine-tuning does more work per photo than feature
+        # extraction.
         assert all(0 < p["mfu"] <= 1 for p in r["phases"]) and r["mfu"] == r["phases"][0]["mfu"]
         assert r["phases"][0]["flops_per_sample"] < r["phases"][1]["flops_per_sample"]
         assert r["phases"][0]["trainable_params"] < r["phases"][1]["trainable_params"] < r["param_count"]

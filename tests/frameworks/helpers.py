@@ -24,7 +24,8 @@ def built(fw: str, task: TaskSpec, weights: dict[str, np.ndarray], phase: int | 
 
 def without_dropout(task: TaskSpec) -> TaskSpec:
     """The same task with every dropout rate 0: training becomes deterministic and comparable."""
-    layers = tuple(dataclasses.replace(layer, rate=0.0) if isinstance(layer, Dropout) else layer for layer in task.layers)
+    layers = tuple(dataclasses.replace(layer, rate=0.0) if isinstance(layer, Dropout) else layer
+                   for layer in task.layers)
     return dataclasses.replace(task, layers=layers)
 
 

@@ -1,15 +1,13 @@
 """Each adapter against the spec: parameter count, weight layouts, optimizer rule, smoke training."""
-import dataclasses
 
 import numpy as np
 import pytest
 
 from bench import data, weights
-
-from bench.spec.reference import ReferenceOptimizer, mlp_loss_and_grads
-from bench.spec import TASKS, param_count
 from bench.harness.cell import Cell
 from bench.harness.train import run_train
+from bench.spec import TASKS, param_count
+from bench.spec.reference import ReferenceOptimizer, mlp_loss_and_grads
 from tests.conftest import FW_PARAMS
 from tests.frameworks.helpers import batches, built, smoke_data, smooth, with_optimizer, without_dropout
 
@@ -85,7 +83,7 @@ def test_smoke_training_on_real_digits_ends_far_above_chance(fw, task_name, tmp_
 
 @pytest.mark.parametrize("fw", FW_PARAMS)
 def test_a_prefetched_epoch_trains_exactly_as_an_inline_one(fw):
-    # The GPU input path (bench/loop.py: batches drawn on a background thread) with the real
+    # The GPU input path (bench/harness/loop.py: batches drawn on a background thread) with the real
     # framework on CPU: the same batches in the same order give the same losses and weights.
     from bench.harness import loop
     from bench.harness.timing import StepWindows

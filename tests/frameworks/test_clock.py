@@ -34,7 +34,6 @@ def all_ready(tree) -> bool:
 @pytest.mark.jax
 @needs("jax")
 def test_jax_sync_leaves_every_output_of_the_last_step_ready():
-    import jax
 
     a = built("jax", CNN, weights.init_weights(CNN, 0))
     x, y = big_batch()

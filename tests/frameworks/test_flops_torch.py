@@ -21,7 +21,8 @@ def _counted(step) -> int:
 
     with FlopCounterMode(display=False) as counter:
         step()
-    depthwise_backward = sum(n for module, ops in counter.get_flop_counts().items() if module.endswith(".depthwise.conv")
+    depthwise_backward = sum(n for module, ops in counter.get_flop_counts().items()
+                             if module.endswith(".depthwise.conv")
                              for op, n in ops.items() if str(op) == "aten.convolution_backward")
     return counter.get_total_flops() - depthwise_backward
 

@@ -6,10 +6,11 @@ import pytest
 
 from bench import weights
 from bench.harness.adapter import NotApplicable, load_adapter
-from bench.spec.modes import JAX_EAGER
-from bench.spec import TASKS
 from bench.harness.cell import Cell
-from bench.harness.worker import classify, main as worker_main
+from bench.harness.worker import classify
+from bench.harness.worker import main as worker_main
+from bench.spec import TASKS
+from bench.spec.modes import JAX_EAGER
 from tests.conftest import FW_PARAMS, has, needs
 from tests.frameworks.helpers import batches, built, without_dropout
 

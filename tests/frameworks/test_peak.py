@@ -4,11 +4,10 @@ import json
 
 import pytest
 
-from bench import machine
 from bench.harness import efficiency
-from bench.spec.flops import task_flops
-from bench.spec import TASKS
 from bench.harness.cell import Cell
+from bench.spec import TASKS
+from bench.spec.flops import task_flops
 from tests.conftest import FW_PARAMS, needs
 
 TINY = (128,)  # a real microbenchmark, small enough for a test

@@ -8,7 +8,7 @@ from bench import weights
 from bench.harness.adapter import load_adapter
 from bench.spec import TASKS
 from tests.conftest import has
-from tests.frameworks.helpers import batches, built, smooth, smoke_data
+from tests.frameworks.helpers import batches, built, smoke_data, smooth
 
 AVAILABLE = [fw for fw in ("tf", "torch", "jax") if has(fw)]
 pytestmark = [pytest.mark.parity,

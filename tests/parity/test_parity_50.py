@@ -13,8 +13,7 @@ import pytest
 from bench import data, weights
 from bench.data import photos as imagefolder
 from bench.harness.adapter import load_adapter
-from bench.spec import TASKS
-from bench.spec import DATASETS
+from bench.spec import DATASETS, TASKS
 from bench.spec.shapes import is_trainable
 from tests.conftest import has
 from tests.frameworks.helpers import batches, changed_keys, without_dropout

@@ -1,14 +1,13 @@
 """cats_vs_dogs across frameworks: the same converted ImageNet weights give the same logits on real photos
 and the same fine-tuning steps."""
-import dataclasses
 import itertools
 
 import numpy as np
 import pytest
 
 from bench import weights
-from bench.harness.adapter import load_adapter
 from bench.data.images import SAMPLE_PHOTOS, load_photo, sample_photo
+from bench.harness.adapter import load_adapter
 from bench.spec import TASKS
 from tests.conftest import has
 from tests.frameworks.helpers import without_dropout

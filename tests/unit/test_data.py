@@ -10,8 +10,7 @@ import pytest
 from bench import data
 from bench.data import batches, fetch, idx
 from bench.errors import DataError
-from bench.spec import DATASETS, IdxDataset
-from bench.spec import PROFILES, TASKS
+from bench.spec import DATASETS, PROFILES, TASKS, IdxDataset
 
 
 def idx_bytes(arr: np.ndarray) -> bytes:

@@ -10,9 +10,9 @@ import types
 import pytest
 
 from bench.harness import efficiency
-from bench.spec.flops import task_flops
-from bench.spec import TASKS
 from bench.harness.cell import Cell
+from bench.spec import TASKS
+from bench.spec.flops import task_flops
 
 GFLOP = 1e9
 
@@ -60,9 +60,11 @@ def test_lookup_caches_a_measurement_per_fingerprint(tmp_path, monkeypatch):
     rates = {128: [5 * GFLOP] * 5}
     calls = []
     path = tmp_path / "peak.json"
-    first = efficiency.lookup_peak("torch", "cpu", "float32", {"torch": "1"}, "cpu", timer_at(rates, calls), (128,), path)
+    first = efficiency.lookup_peak("torch", "cpu", "float32", {"torch": "1"}, "cpu", timer_at(rates, calls), (128,),
+                                   path)
     n_calls = len(calls)
-    again = efficiency.lookup_peak("torch", "cpu", "float32", {"torch": "1"}, "cpu", timer_at(rates, calls), (128,), path)
+    again = efficiency.lookup_peak("torch", "cpu", "float32", {"torch": "1"}, "cpu", timer_at(rates, calls), (128,),
+                                   path)
     assert first["cached"] is False and again["cached"] is True and len(calls) == n_calls  # not re-measured
     assert again["flops"] == first["flops"] == pytest.approx(5 * GFLOP, rel=1e-12)
 

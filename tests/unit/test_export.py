@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from bench import records
-from bench.report import export
 from bench.errors import UsageError
+from bench.report import export
 from tests.conftest import ROOT
 
 FIXTURE = ROOT / "tests" / "data" / "smoke_3fw_3tasks_repeats2.jsonl"

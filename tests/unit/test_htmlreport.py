@@ -11,7 +11,9 @@ import pytest
 from PIL import Image
 
 from bench import records
-from bench.report import html as htmlreport, plots, tables as report
+from bench.report import html as htmlreport
+from bench.report import plots
+from bench.report import tables as report
 from tests.conftest import ROOT
 
 FIXTURE = ROOT / "tests" / "data" / "smoke_3fw_3tasks_repeats2.jsonl"
@@ -102,7 +104,8 @@ def test_mfu_bars_keep_a_framework_run_in_two_modes_apart():
     out = {p.name: p for p in plots.render(recs)}
     assert "mfu" in out, [p.name for p in plots.render(recs)]
     assert "torch (eager" in out["mfu"].alt and "torch (compiled" in out["mfu"].alt
-    assert re.search(r"torch \(eager[^;]* 5\b", out["mfu"].alt) and re.search(r"torch \(compiled[^;]* 25\b", out["mfu"].alt)
+    assert re.search(r"torch \(eager[^;]* 5\b", out["mfu"].alt)
+    assert re.search(r"torch \(compiled[^;]* 25\b", out["mfu"].alt)
 
 
 def test_curves_survive_odd_history_entries():
@@ -134,7 +137,8 @@ def test_html_embeds_every_plot_has_the_tables_and_reaches_for_no_network(real):
 
 
 def test_markdown_blocks_cover_the_report_subset():
-    blocks = htmlreport.markdown_blocks("# T\n\n- a **b**\n- c\n\n| x | y |\n|---|---:|\n| 1 \\| 2 | 3 |\n\npara\ngraph `c`\n")
+    blocks = htmlreport.markdown_blocks("# T\n\n- a **b**\n- c\n\n| x | y |\n|---|---:|\n| 1 \\| 2 | 3 |\n\n"
+                                        "para\ngraph `c`\n")
     assert [k for k, _ in blocks] == ["heading", "list", "table", "paragraph"]
     assert "<li>a <strong>b</strong></li>" in blocks[1][1]
     assert "<td>1 | 2</td><td class=\"num\">3</td>" in blocks[2][1]

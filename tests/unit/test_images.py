@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.data import images, photos as imagefolder
-from bench.data.archive import safe_extract
-from bench.errors import DataError
 from bench import data
+from bench.data import images
+from bench.data import photos as imagefolder
+from bench.data.archive import safe_extract
 from bench.data.batches import Split
+from bench.errors import DataError
 from bench.harness.evaluate import metrics
 from bench.spec import DATASETS, TASKS, LossType, PhotoFolder
 

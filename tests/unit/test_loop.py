@@ -6,8 +6,8 @@ import time
 import pytest
 
 from bench.harness import loop
-from bench.spec import Measurement
 from bench.harness.timing import StepWindows
+from bench.spec import Measurement
 
 
 class Source:

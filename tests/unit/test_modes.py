@@ -5,13 +5,13 @@ import json
 import pytest
 
 from bench import records
-from bench.records import compare
-from bench.report import markdown, tables as report
-from bench.spec import modes
 from bench.errors import UsageError
-from bench.records import CELL_KEY, Record, cell_key
+from bench.records import CELL_KEY, Record, cell_key, compare
+from bench.report import markdown
+from bench.report import tables as report
 from bench.runner import RunConfig, plan
 from bench.runner.isolation import worker_env
+from bench.spec import modes
 
 
 def rec(**kw) -> Record:
@@ -79,7 +79,8 @@ def test_report_labels_rows_when_a_framework_ran_in_several_modes():
     assert [r[1] for r in rows] == ["torch", "jax"]
     assert "- Modes and precision: torch eager, fp32; jax compiled, fp32" in markdown.markdown_report(plain)
     drawn = [rec(settings={"input": "batches drawn in the training thread, between steps"}),
-             rec(framework="jax", device="gpu", settings={"input": "batches drawn 2 ahead of training on a background thread"})]
+             rec(framework="jax", device="gpu",
+                 settings={"input": "batches drawn 2 ahead of training on a background thread"})]
     assert ("; input: cpu: batches drawn in the training thread, between steps; "
             "gpu: batches drawn 2 ahead of training on a background thread") in markdown.markdown_report(drawn)
     mixed = plain + [rec(mode="compiled", precision="bf16", train_time_s=4.0)]

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from bench import weights
-from bench.weights import pretrained
 from bench.errors import DataError
-from bench.weights.torchfile import PickleRefused, load_state_dict
 from bench.spec import TASKS, MBConv
 from bench.spec.shapes import input_shapes, param_counts, param_shapes, same_padding, weight_shapes
+from bench.weights import pretrained
+from bench.weights.torchfile import PickleRefused, load_state_dict
 from tests.conftest import missing, needs
 
 CATS_VS_DOGS = TASKS["cats_vs_dogs"]
@@ -65,7 +65,8 @@ def test_reader_refuses_pickled_code_in_both_formats(tmp_path):
 def test_reader_matches_torch_load_on_both_formats_and_strided_views(tmp_path):
     import torch
 
-    sd = {"t": torch.arange(12.0).reshape(3, 4).t(), "s": torch.arange(10)[2:5], "h": torch.ones(2, dtype=torch.float16)}
+    sd = {"t": torch.arange(12.0).reshape(3, 4).t(), "s": torch.arange(10)[2:5],
+          "h": torch.ones(2, dtype=torch.float16)}
     for new in (True, False):
         path = tmp_path / f"sd{new}.pt"
         torch.save(sd, path, _use_new_zipfile_serialization=new)

@@ -83,3 +83,22 @@ def test_plan_is_pure_and_same_seed_repeats_differ_only_by_repeat_index(tmp_path
     keys = [cell_key(c) for c in plan(dataclasses.replace(cfg, same_seed=True))]
     assert len(set(keys)) == 6 and {k[CELL_KEY.index("seed")] for k in keys} == {7}
     assert not (tmp_path / "out").exists()  # planning writes nothing: a bad run leaves no folder
+
+
+def test_a_number_too_long_to_convert_or_absurd_nesting_is_a_damaged_line(tmp_path):
+    path = tmp_path / "r.jsonl"
+    huge, deep = '{"a": ' + "1" * 100_000 + "}", "[" * 100_000 + "]" * 100_000
+    path.write_text(f"{huge}\n{deep}\n{records.to_json(rec())}\n")
+    got, problems = records.read_file(path)
+    assert len(got) == 1 and len(problems) == 2 and all("not valid JSON" in p for p in problems)
+
+
+def test_many_damaged_lines_are_summarised(tmp_path, capsys):
+    from bench.cli import main
+
+    path = tmp_path / "noise.jsonl"
+    path.write_bytes(bytes(range(256)) * 12 + b"\n".join([b"\xff\xfe garbage"] * 80))
+    assert main(["report", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) <= 7 and "more damaged or foreign lines" in err[-2] and err[-1].startswith("error:"), err
+    assert records.summarize(["x"] * 6) == ["x"] * 6  # one more than the shown five is shown, not summarised

@@ -1,10 +1,11 @@
 """The comparison table: medians over repeats, failures shown, GPU speedup only with both devices."""
-from bench.report import markdown, tables as report
 from bench.records import Record
+from bench.report import markdown
+from bench.report import tables as report
 
 
 def rec(**kw) -> Record:
-    base = dict(task="mnist_cnn", framework="tf", device="cpu", profile="smoke", dataset="mnist", seed=0,
+    base = dict(task="mnist_cnn", framework="tf", device="cpu", profile="smoke", dataset="mnist", seed=0, epochs=2,
                 status="ok", spec_hash="h", test_accuracy=0.9, train_time_s=10.0, steady_epoch_s=1.0)
     return Record(**{**base, **kw})
 
@@ -38,3 +39,14 @@ def test_records_of_two_spec_versions_are_flagged():
     (warning,) = markdown.spec_mismatches(mixed)
     assert "mnist_cnn" in warning and "2 versions" in warning and "other" in warning
     assert warning in markdown.markdown_report(mixed, markdown.spec_mismatches(mixed))
+
+
+def test_records_of_other_profiles_datasets_or_epochs_are_rows_of_their_own():
+    recs = [rec(train_time_s=10.0), rec(train_time_s=20.0, seed=1), rec(profile="quick", train_time_s=100.0),
+            rec(dataset="fashion_mnist", train_time_s=50.0), rec(epochs=5, train_time_s=70.0)]
+    header, rows = report.table_rows(recs)
+    got = {row[0]: dict(zip(header, row))["CPU train s"].split(" ")[0] for row in rows}
+    assert got == {"mnist_cnn (smoke, mnist, 2 epochs)": "15.00", "mnist_cnn (quick, mnist, 2 epochs)": "100",
+                   "mnist_cnn (smoke, fashion_mnist, 2 epochs)": "50.00", "mnist_cnn (smoke, mnist, 5 epochs)": "70.00"}
+    header, rows = report.table_rows(recs[:2])
+    assert [row[0] for row in rows] == ["mnist_cnn"]  # nothing varies: the plain task name

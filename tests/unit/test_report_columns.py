@@ -1,6 +1,6 @@
 """Every published column against the records it comes from: terminal, Markdown, HTML and CSV.
 
-The expected value of each cell is computed here, apart from bench/report.py: the median (and the
+The expected value of each cell is computed here, apart from bench/report/tables.py: the median (and the
 Student-t interval and CV) over the cell's ok records, through the report's number formats. A column
 fed from the wrong field, the wrong statistic or the wrong record fails. Two real runs are checked:
 today's (every field) and one recorded before the timing, TTA and MFU fields existed (schema v1).
@@ -21,7 +21,9 @@ from rich.console import Console
 from scipy import stats
 
 from bench import records
-from bench.report import export, html as htmlreport, markdown, tables as report
+from bench.report import export, markdown
+from bench.report import html as htmlreport
+from bench.report import tables as report
 from bench.spec.modes import framework_labels
 from tests.conftest import ROOT
 
@@ -42,9 +44,8 @@ def pulled_apart(recs: list[records.Record]) -> list[records.Record]:
         d = scale({f.name: getattr(r, f.name) for f in dataclasses.fields(r)}, n / 89)
         d["phases"] = [scale(ph, n / 89 + j / 13) for j, ph in enumerate(r.phases)]
         out.append(records.Record(**d))
-        extra.setdefault((r.task, r.framework), dataclasses.replace(
-            out[-1], repeat=2, seed=r.seed + 2, **{k: 3 * v for k, v in d.items() if k in ("train_time_s", "samples_per_s")
-                                                   or (k in report.METRICS and isinstance(v, float))}))
+        far = {k: 3 * v for k, v in d.items() if k in report.METRICS and isinstance(v, float)}
+        extra.setdefault((r.task, r.framework), dataclasses.replace(out[-1], repeat=2, seed=r.seed + 2, **far))
     return out + list(extra.values())
 
 

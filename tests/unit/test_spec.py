@@ -56,7 +56,8 @@ def test_every_task_is_one_model_with_its_loss_and_phases():
     for task in TASKS.values():
         assert isinstance(task.layers[-1], Dense) and task.phases and task.profiles.keys() == {"smoke", "quick",
                                                                                              "standard"}
-    assert TASKS["cats_vs_dogs"].loss is LossType.SIGMOID_BINARY_CROSS_ENTROPY and TASKS["cats_vs_dogs"].num_classes == 2
+    cats = TASKS["cats_vs_dogs"]
+    assert cats.loss is LossType.SIGMOID_BINARY_CROSS_ENTROPY and cats.num_classes == 2
     assert TASKS["mnist_mlp"].loss is LossType.SOFTMAX_CROSS_ENTROPY and TASKS["mnist_mlp"].num_classes == 10
     assert isinstance(TASKS["mnist_mlp"].layers[0], Flatten)
 

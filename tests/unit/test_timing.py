@@ -12,12 +12,11 @@ import pytest
 
 from bench import data, runner, weights
 from bench.harness import memory as measure
-from bench.harness import worker
 from bench.harness.cell import Cell
-from bench.harness.train import run_train
-from bench.spec.flops import task_flops
-from bench.spec import PROFILES, TASKS, Measurement
 from bench.harness.timing import StepWindows, TimeToAccuracy
+from bench.harness.train import run_train
+from bench.spec import PROFILES, TASKS, Measurement
+from bench.spec.flops import task_flops
 
 
 class FakeClock:
@@ -69,7 +68,8 @@ def test_the_transfer_smoke_profile_yields_one_window_per_phase():
     m = TASKS["cats_vs_dogs"].measurement
     w, syncs = drive(m, [[2.0, 0.3]])
     s = w.summary()
-    assert s["step_windows"] == 1 and s["steady_step_s"] == pytest.approx(0.3) and s["steady_step_iqr_s"] is s["steady_step_cv"] is None
+    assert s["step_windows"] == 1 and s["steady_step_s"] == pytest.approx(0.3)
+    assert s["steady_step_iqr_s"] is s["steady_step_cv"] is None
     assert s["first_step_s"] == pytest.approx(2.0) and syncs == 3
     with pytest.raises(ValueError):
         Measurement(0, 5)
@@ -150,10 +150,11 @@ class ClockedAdapter:
         self.clock.now += EVAL
         y = self.labels[len(x)]
         right = int(round(ACCURACY[self._epoch() % self.per_phase] * len(y)))
-        answer = np.where(np.arange(len(x)) < right, np.pad(y, (0, len(x) - len(y))), -1)
+        padded = np.pad(y, (0, len(x) - len(y)))  # the evaluation batch is zero-padded to a fixed size
+        answer = np.where(np.arange(len(x)) < right, padded, -1)
         if self.classes == 1:  # one logit: positive means class 1, so a wrong answer is the other sign
-            return np.where(answer == -1, 1 - 2 * np.pad(y, (0, len(x) - len(y))), 2 * answer - 1)[:, None].astype(np.float32)
-        return np.eye(self.classes, dtype=np.float32)[np.where(answer == -1, (np.pad(y, (0, len(x) - len(y))) + 1) % 10, answer)]
+            return np.where(answer == -1, 1 - 2 * padded, 2 * answer - 1)[:, None].astype(np.float32)
+        return np.eye(self.classes, dtype=np.float32)[np.where(answer == -1, (padded + 1) % 10, answer)]
 
 
 def fake_peak_timer(n, dtype, device):
@@ -215,7 +216,8 @@ def test_every_derived_time_of_a_cell_is_exact_on_a_fake_clock(tmp_path, monkeyp
     run_train(cell, out, lambda ev, **kw: events.append(ev))
     want = expected_phase(steps, task.batch_size, True)
     evals = 1 + (td.val is not None)  # evaluations per epoch: test, and val where the task holds one out
-    assert out["epoch_times_s"] == want["epoch_times_s"] and [h["time_s"] for h in out["history"]] == want["epoch_times_s"]
+    assert out["epoch_times_s"] == want["epoch_times_s"]
+    assert [h["time_s"] for h in out["history"]] == want["epoch_times_s"]
     assert out["train_time_s"] == want["time_s"]
     for k in ("first_epoch_s", "steady_epoch_s", "samples_per_s"):
         assert out[k] == want[k], k
@@ -261,7 +263,8 @@ def test_both_phases_of_a_transfer_cell_are_exact_on_a_fake_clock(tmp_path, monk
         assert ph["mfu"] == ph["achieved_flops"] / PEAK
     first = out["phases"][0]
     # The record's own columns are the first phase's; the time is both phases'; the accuracy the last epoch's.
-    for k in ("first_epoch_s", "steady_epoch_s", "samples_per_s", "first_step_s", "steady_step_s", "achieved_flops", "mfu"):
+    for k in ("first_epoch_s", "steady_epoch_s", "samples_per_s", "first_step_s", "steady_step_s", "achieved_flops",
+              "mfu"):
         assert out[k] == first[k], k
     assert out["train_time_s"] == first["time_s"] + out["phases"][1]["time_s"]
     assert out["epoch_times_s"] == [h["time_s"] for h in out["history"]] and len(out["history"]) == 6

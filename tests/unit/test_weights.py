@@ -6,8 +6,8 @@ import pytest
 
 from bench import weights
 from bench.errors import BenchError
-from bench.spec.shapes import param_shapes
 from bench.spec import TASKS
+from bench.spec.shapes import param_shapes
 
 
 def test_same_seed_same_weights_other_seed_other_weights():
