@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -43,3 +44,12 @@ def cache_root() -> Path:
     """Where bench keeps what it can rebuild (decoded photos, the matmul peaks): $BENCH_CACHE, else
     user_cache(). Never beside the data: data folders may be read-only or shared."""
     return Path(os.environ["BENCH_CACHE"]) if os.environ.get("BENCH_CACHE") else user_cache()
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB chunks (archives and weights are tens of MiB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -34,6 +34,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _history(args: argparse.Namespace, paths: dict[str, Path]) -> int:
     from bench.records import history
+    from bench.report import trend
 
     sources = args.paths or [history.HISTORY]
     if not args.paths and not history.HISTORY.is_dir():
@@ -44,14 +45,14 @@ def _history(args: argparse.Namespace, paths: dict[str, Path]) -> int:
     if not recs:
         raise RecordError(f"no readable records in {', '.join(map(str, sources))}")
     points = history.trend(recs)
-    header, rows = history.table_rows(points)
+    header, rows = trend.table_rows(points)
     table = Table(title="bench history (oldest first)", header_style="bold")
     for i, h in enumerate(header):
         table.add_column(h, justify="right" if i >= 7 else "left")
     for row in rows:
         table.add_row(*row)
     out_console.print(table)
-    rendered = {fmt: (history.markdown(points).encode() if fmt == "md" else history.html(points).encode()
+    rendered = {fmt: (trend.markdown(points).encode() if fmt == "md" else trend.html(points).encode()
                       if fmt == "html" else export.render(fmt, recs)) for fmt in paths}
     for fmt, path in paths.items():
         export.write(path, rendered[fmt])

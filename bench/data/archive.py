@@ -1,7 +1,6 @@
 """Safe extraction of downloaded archives: no path escapes the target, no links, a size ceiling."""
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import stat
@@ -11,15 +10,6 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from bench.errors import DataError
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 of a file's bytes, read in 1 MiB chunks (archives and weights are tens of MiB)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _safe_relpath(name: str, archive: Path) -> PurePosixPath:

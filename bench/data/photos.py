@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.data.archive import safe_extract, sha256_file
+from bench.data.archive import safe_extract
 from bench.data.batches import Split, TaskData
 from bench.data.fetch import describe_url_error, download, offline_mode
 from bench.data.images import BadImage, load_photo
 from bench.errors import DataError
-from bench.files import cache_root, replacing, write_atomic
+from bench.files import cache_root, replacing, sha256_file, write_atomic
 from bench.spec import PhotoFolder, PhotoInput, Profile, TaskSpec
 
 CACHE_VERSION = 1

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.data.archive import sha256_file
 from bench.errors import DataError
+from bench.files import sha256_file
 from bench.spec import PretrainedSource, TaskSpec
 from bench.spec.shapes import conv_bns, weight_shapes
 from bench.weights.torchfile import load_state_dict

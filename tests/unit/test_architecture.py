@@ -81,6 +81,28 @@ def test_the_import_graph_has_no_cycle():
     assert cycles(graph) == []
 
 
+def package_graph() -> dict[str, set[str]]:
+    """bench's packages (bench.spec, bench.data, ...) -> the other bench packages they import."""
+    def package(mod: str) -> str:
+        return ".".join(mod.split(".")[:2])
+
+    graph: dict[str, set[str]] = defaultdict(set)
+    for mod, targets in import_graph().items():
+        for target in targets:
+            if mod.startswith("bench.") and target.startswith("bench.") and package(mod) != package(target):
+                graph[package(mod)].add(package(target))
+    return graph
+
+
+def test_the_packages_form_layers():
+    graph = package_graph()
+    assert {"bench.cli", "bench.runner", "bench.harness", "bench.report"} <= set(graph)  # really read
+    assert cycles(graph) == []  # e.g. records must not render with report while report reads records
+    assert graph["bench.spec"] == set()  # the spec is the bottom: everything reads it, it reads nothing
+    for base in ("bench.files", "bench.machine", "bench.errors"):
+        assert graph[base] == set(), base
+
+
 def test_the_cycle_finder_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 

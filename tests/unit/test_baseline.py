@@ -6,6 +6,7 @@ import pytest
 from bench.cli import main
 from bench.errors import RecordError, UsageError
 from bench.records import Record, append, baseline, history, read_file
+from bench.report import trend
 
 ENV = {"cpu": "AMD EPYC 7B13", "cpus": 2, "gpus": []}
 
@@ -114,9 +115,9 @@ def test_history_keeps_one_file_per_machine_and_a_point_per_run(tmp_path):
     assert not problems and [p.run_id for p in pts] == ["r1", "r2"]
     assert pts[0].train_time_s == 11.0 and pts[0].n_ok == 2 and pts[1].commit == "def456"
     assert "torch 2.14.0" in pts[1].versions
-    header, rows = history.table_rows(points)
+    header, rows = trend.table_rows(points)
     assert len(rows) == 2 and rows[1][header.index("train s")] == "8.00"
-    (plot,) = history.trend_plots(points)
+    (plot,) = trend.trend_plots(points)
     assert "mnist_mlp" in plot.title and plot.png[:8] == b"\x89PNG\r\n\x1a\n" and len(plot.png) > 5000
     assert "abc123 11.00 s" in plot.alt and "def456 8.00 s" in plot.alt
 
