@@ -75,7 +75,7 @@ class _Server:
         files_ = files
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):  # noqa: N802 - the name http.server dispatches to
                 body = files_.get(self.path)
                 if body is None:
                     self.send_error(404)

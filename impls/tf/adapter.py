@@ -5,18 +5,18 @@ import os
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # before keras is first imported: it reads this once
 
-import keras  # noqa: E402 - Keras reads KERAS_BACKEND when first imported
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from bench.harness.adapter import check_names, unsupported  # noqa: E402
-from bench.spec import LossType, TaskSpec  # noqa: E402
-from bench.spec.shapes import BN_STATISTICS, is_trainable, weight_shapes  # noqa: E402
-from impls.tf.device import configure, device_name, device_peak_bytes, select_device  # noqa: E402
-from impls.tf.layers import build_model  # noqa: E402
-from impls.tf.optim import build_optimizer  # noqa: E402
+from bench.harness.adapter import check_names, unsupported
+from bench.spec import LossType, TaskSpec
+from bench.spec.shapes import BN_STATISTICS, is_trainable, weight_shapes
+from impls.tf.device import configure, device_name, device_peak_bytes, select_device
+from impls.tf.layers import build_model
+from impls.tf.optim import build_optimizer
 
 
 def loss_fn(loss: LossType) -> tuple[Callable[[Any, Any], Any], tf.DType]:

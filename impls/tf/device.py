@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # before keras is first imported: it reads this once
 
-import keras  # noqa: E402 - Keras reads KERAS_BACKEND when first imported
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
-from bench.harness.adapter import DeviceUnavailable, cpu_threads  # noqa: E402
-from bench.machine import cpu_model  # noqa: E402
-from bench.spec.modes import check_precision, resolve_mode  # noqa: E402
+from bench.harness.adapter import DeviceUnavailable, cpu_threads
+from bench.machine import cpu_model
+from bench.spec.modes import check_precision, resolve_mode
 
 
 def select_device(device: str) -> str:

@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # before keras is first imported: it reads this once
 
-import keras  # noqa: E402 - Keras reads KERAS_BACKEND when first imported
+import keras
 
-from bench.harness.adapter import unsupported  # noqa: E402
-from bench.spec import Conv2D, ConvBN, Dense, Dropout, Flatten, GlobalAvgPool, Layer, MaxPool2D, MBConv, TaskSpec  # noqa: E402
-from bench.spec.shapes import features_shape, named_layers  # noqa: E402
+from bench.harness.adapter import unsupported
+from bench.spec import Conv2D, ConvBN, Dense, Dropout, Flatten, GlobalAvgPool, Layer, MaxPool2D, MBConv, TaskSpec
+from bench.spec.shapes import features_shape, named_layers
 
 
 @contextlib.contextmanager

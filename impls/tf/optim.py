@@ -5,12 +5,12 @@ import math
 import os
 from typing import Any
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # before keras is first imported: it reads this once
 
-import keras  # noqa: E402 - Keras reads KERAS_BACKEND when first imported
+import keras
 
-from bench.harness.adapter import unsupported  # noqa: E402
-from bench.spec import Adam, Optimizer, RMSprop  # noqa: E402
+from bench.harness.adapter import unsupported
+from bench.spec import Adam, Optimizer, RMSprop
 
 
 class KingmaBaAdam(keras.optimizers.Adam):

@@ -5,10 +5,10 @@ import os
 import time
 from collections.abc import Callable
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # before keras is first imported: it reads this once
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
 
 def matmul_timer(n: int, dtype: str, device: str) -> Callable[[int], float]:

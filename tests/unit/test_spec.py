@@ -83,4 +83,4 @@ def test_a_run_configuration_is_validated_when_built(field, value, message):
         RunConfig(**{**base, field: value})
     cfg = RunConfig(**base)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        cfg.seed = 3  # type: ignore[misc]
+        cfg.seed = 3  # type: ignore[misc]  # the point: a frozen config refuses this
