@@ -1,4 +1,4 @@
-"""The command line's grammar: run | list | verify | report | compare | baseline."""
+"""The command line's grammar: run | ab | list | verify | report | compare | baseline | history."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +11,7 @@ from bench.errors import UsageError
 from bench.spec import DATASETS, DEFAULT_TASKS, FRAMEWORKS, PROFILES, TASKS
 
 MAX_EPOCHS = 10_000
+AB_ROUNDS = 8  # bench ab's default: see docs/regression.md for the measured power behind it
 
 
 class Parser(argparse.ArgumentParser):
@@ -35,33 +36,60 @@ def _common(p: argparse.ArgumentParser, *, devices: bool = True, tasks: Sequence
     p.add_argument("--timeout", type=positive_float, default=3600.0, help="seconds per cell (default: 3600)")
 
 
+def _cell_options(p: argparse.ArgumentParser) -> None:
+    """What a cell is run with: shared by run and ab."""
+    p.add_argument("--profile", default="smoke", help=f"{', '.join(PROFILES)} (default: smoke)")
+    p.add_argument("--dataset", default=None, help=f"{', '.join(DATASETS)} (default: each task's own)")
+    p.add_argument("--epochs", type=bounded_int(1, MAX_EPOCHS), default=None,
+                   help="override the profile's epochs (per phase)")
+    p.add_argument("--seed", type=bounded_int(0, 2**32 - 1), default=0, help="weights, data order and dropout seed")
+    p.add_argument("--threads", type=bounded_int(1, 4096), default=None,
+                   help="CPU threads per worker, the same for every framework "
+                        f"(default: all {machine.available_cpus()})")
+    p.add_argument("--mode", default="default", metavar="default|eager|compiled",
+                   help="eager: torch eager, Keras tf.function without XLA; compiled: torch.compile, Keras with "
+                        "XLA (jit_compile=True), JAX jit (JAX has no eager mode: its cells are skipped); default: "
+                        "each framework's own (torch eager, Keras XLA on GPU only, JAX jit)")
+    p.add_argument("--precision", default="fp32", metavar="fp32|bf16",
+                   help="fp32 (TF32 off on GPU, default) or bf16 mixed precision (fp32 weights, logits and loss)")
+
+
 def _run(sub: argparse._SubParsersAction[Parser]) -> None:
     run = sub.add_parser("run", help="train every (task, framework, device) cell and print the comparison")
     _common(run, tasks=DEFAULT_TASKS)
-    run.add_argument("--profile", default="smoke", help=f"{', '.join(PROFILES)} (default: smoke)")
-    run.add_argument("--dataset", default=None, help=f"{', '.join(DATASETS)} (default: each task's own)")
-    run.add_argument("--epochs", type=bounded_int(1, MAX_EPOCHS), default=None,
-                     help="override the profile's epochs (per phase)")
-    run.add_argument("--seed", type=bounded_int(0, 2**32 - 1), default=0, help="weights, data order and dropout seed")
+    _cell_options(run)
     run.add_argument("--repeats", type=bounded_int(1, 100), default=1,
                      help="independent runs per cell, seeds SEED..SEED+N-1; tables show medians, 95%% CI and CV")
     run.add_argument("--same-seed", action="store_true",
                      help="repeats all use SEED (same weights, order, dropout): the spread is the machine's "
                           "noise alone")
-    run.add_argument("--threads", type=bounded_int(1, 4096), default=None,
-                     help="CPU threads per worker, the same for every framework "
-                          f"(default: all {machine.available_cpus()})")
-    run.add_argument("--mode", default="default", metavar="default|eager|compiled",
-                     help="eager: torch eager, Keras tf.function without XLA; compiled: torch.compile, Keras with "
-                          "XLA (jit_compile=True), JAX jit (JAX has no eager mode: its cells are skipped); default: "
-                          "each framework's own (torch eager, Keras XLA on GPU only, JAX jit)")
-    run.add_argument("--precision", default="fp32", metavar="fp32|bf16",
-                     help="fp32 (TF32 off on GPU, default) or bf16 mixed precision (fp32 weights, logits and loss)")
     run.add_argument("--out", type=Path, default=None, help="results folder (default: results/<run id>)")
     run.add_argument("--history", type=Path, nargs="?", const=Path("results/history"), default=None, metavar="DIR",
                      help="also append this run's records to DIR/<machine>.jsonl (default DIR: results/history)")
     run.add_argument("--resume", type=Path, default=None, metavar="DIR",
                      help="continue the run in DIR (same arguments): run only its cells that have no ok record")
+
+
+def _ab(sub: argparse._SubParsersAction[Parser]) -> None:
+    ab = sub.add_parser("ab", help="the same cells under two sides (git revisions or framework interpreters), "
+                                   "interleaved on this machine, with a paired gate (exit 1 on a regression)")
+    ab.add_argument("a_pos", nargs="?", metavar="A", help="side A: a git revision (e.g. HEAD~1, main) or FW=EXE,...")
+    ab.add_argument("b_pos", nargs="?", metavar="B", help="side B, the same forms (the one that may have regressed)")
+    ab.add_argument("--a", dest="a_opt", metavar="SIDE", help="side A, as A (e.g. torch=/envs/old/bin/python)")
+    ab.add_argument("--b", dest="b_opt", metavar="SIDE", help="side B, as the positional B")
+    for s in ("a", "b"):
+        ab.add_argument(f"--env-{s}", action="append", metavar="NAME=VALUE",
+                        help=f"an environment variable for side {s.upper()}'s runs (repeatable)")
+    _common(ab, tasks=DEFAULT_TASKS)
+    _cell_options(ab)
+    ab.add_argument("--rounds", type=bounded_int(2, 1000), default=AB_ROUNDS,
+                    help=f"interleaved rounds; each runs every cell once per side (default: {AB_ROUNDS}, from the "
+                         "measured power in docs/regression.md)")
+    ab.add_argument("--threshold", default=None, metavar="step=5%,first_step=10%,memory=5%,accuracy=0.5pp",
+                    help="how big a change must be to count (default: as shown)")
+    ab.add_argument("--format", default="table", help="table (default) or md (Markdown on stdout, e.g. for a CI "
+                                                      "job summary)")
+    ab.add_argument("--out", type=Path, default=None, help="results folder (default: results/ab-<run id>)")
 
 
 def _report(sub: argparse._SubParsersAction[Parser]) -> None:
@@ -102,6 +130,7 @@ def build_parser() -> Parser:
     parser = Parser(prog="bench", description="Compare TensorFlow/Keras, PyTorch and JAX/Flax on one fair task spec.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     _run(sub)
+    _ab(sub)
     ver = sub.add_parser("verify", help="check that every framework gives the same logits from the same weights")
     _common(ver, devices=False)
     ver.add_argument("--out", type=Path, default=None, help="where logits and logs go (default: a temporary folder)")

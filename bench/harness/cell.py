@@ -26,6 +26,7 @@ class Cell:
     repeat: int = 0  # which of --repeats N (seeds differ unless --same-seed)
     mode: str = "default"  # eager | compiled (the plan resolves "default": bench/spec/modes.py)
     precision: str = "fp32"  # fp32 | bf16
+    side: str | None = None  # part of the cell key; set on records by `bench ab`, never by a plain run
 
     def label(self) -> str:
         """task/framework/device/seed, the mode and precision named when they are not the default (the

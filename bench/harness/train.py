@@ -8,7 +8,7 @@ from typing import Any
 
 from bench import data, weights
 from bench.data import TaskData
-from bench.harness import efficiency, loop, memory
+from bench.harness import efficiency, loop, memory, slowdown
 from bench.harness.adapter import load_adapter
 from bench.harness.cell import Cell
 from bench.harness.evaluate import evaluate
@@ -72,6 +72,9 @@ def setup(cell: Cell, out: dict[str, Any], notify: Notify) -> Run:
     adapter.build(task, w, cell.device, cell.seed, mode=cell.mode, precision=cell.precision)
     prefetch = task.measurement.prefetch(cell.device)
     out["settings"] = {**adapter.settings(), "input": loop.input_setting(prefetch)}
+    hook = slowdown.apply(adapter, cell.framework)
+    if hook:
+        out["settings"]["test_slowdown"] = hook
     out.update(
         param_count=adapter.param_count(), n_train=len(td.train), n_val=len(td.val) if td.val else 0,
         n_test=len(td.test), eval_split=td.eval_split, data_source=td.source, data_fingerprint=td.fingerprint,

@@ -30,6 +30,7 @@ class Record:
     # What ran (bench/spec/modes.py): None in a record made before --mode means the framework's default then.
     mode: str | None = None  # eager | compiled
     precision: str = "fp32"  # fp32 (TF32 off on GPU) | bf16 (mixed: fp32 weights, logits and loss)
+    side: str | None = None  # "A" or "B" in a `bench ab` run (its ab.json says what each side was); else None
     schema_version: int = SCHEMA_VERSION
     error: str | None = None
     traceback: str | None = None
@@ -145,7 +146,8 @@ def _fits(value: Any, annotation: str) -> bool:
 
 # What makes two records the same cell (resume, latest) and, without seed and repeat, the same row of a
 # report or comparison: a median is never taken over different tasks, devices, modes, data or epochs.
-CELL_KEY = ("task", "framework", "device", "mode", "precision", "profile", "dataset", "seed", "repeat", "epochs")
+CELL_KEY = ("task", "framework", "device", "mode", "precision", "profile", "dataset", "seed", "repeat", "epochs",
+            "side")
 GROUP_KEY = tuple(k for k in CELL_KEY if k not in ("seed", "repeat"))
 
 
