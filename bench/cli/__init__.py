@@ -1,4 +1,4 @@
-"""Command line: run | ab | list | verify | report | compare | baseline; thin handlers that parse, validate,
+"""Command line: run | ab | list | verify | report | compare | baseline | history; thin handlers that parse, validate,
 call the parts below and print. Bad input is one line and exit 2; Ctrl-C is exit 130."""
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def _handler(command: str) -> Callable[[argparse.Namespace], int]:
     import importlib
 
     module = {"run": "run", "ab": "ab", "verify": "verify", "list": "listing", "report": "report", "compare": "gate",
-              "baseline": "gate"}[command]
+              "baseline": "gate", "history": "report"}[command]
     handler: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(f"bench.cli.{module}"),
                                                             f"cmd_{command}")
     return handler

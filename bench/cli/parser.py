@@ -126,6 +126,17 @@ def _gate(sub: argparse._SubParsersAction[Parser]) -> None:
         p.add_argument("--dir", type=Path, default=Path("results/baselines"), help="default: results/baselines")
 
 
+def _history(sub: argparse._SubParsersAction[Parser]) -> None:
+    hist = sub.add_parser("history", help="history for dashboards: each cell's latest run as benchmark-action JSON")
+    hsub = hist.add_subparsers(dest="action", required=True, parser_class=Parser)
+    exp = hsub.add_parser("export", help="write each cell's latest run as github-action-benchmark or Bencher BMF JSON")
+    exp.add_argument("paths", nargs="*", type=Path, metavar="RESULTS",
+                     help="history files, records files or run folders (default: results/history)")
+    exp.add_argument("--format", required=True, metavar="github-action-benchmark|bmf",
+                     help="github-action-benchmark (customSmallerIsBetter) or bmf (Bencher Metric Format)")
+    exp.add_argument("--output", type=Path, default=None, metavar="PATH", help="write here (default: stdout)")
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="bench", description="Compare TensorFlow/Keras, PyTorch and JAX/Flax on one fair task spec.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -137,4 +148,5 @@ def build_parser() -> Parser:
     sub.add_parser("list", help="tasks, profiles, datasets, frameworks (installed?) and devices")
     _report(sub)
     _gate(sub)
+    _history(sub)
     return parser

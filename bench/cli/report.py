@@ -58,3 +58,25 @@ def _history(args: argparse.Namespace, paths: dict[str, Path]) -> int:
         export.write(path, rendered[fmt])
         err_console.print(f"report: {path}", highlight=False)
     return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """`bench history export`: each cell's latest run for github-action-benchmark or Bencher."""
+    from bench.records import history
+    from bench.report import dashboards
+
+    if args.format not in dashboards.FORMATS:
+        raise UsageError(f"--format: {args.format!r}; choose {' or '.join(dashboards.FORMATS)}")
+    sources = args.paths or [history.HISTORY]
+    recs, probs = records.collect(sources)
+    warn_all(probs)
+    if not recs:
+        raise RecordError(f"no readable records in {', '.join(map(str, sources))} (record runs with "
+                          "`bench run --history`, or pass records files)")
+    text = dashboards.export(recs, args.format)
+    if args.output is None:
+        out_console.print(text, markup=False, highlight=False, soft_wrap=True, end="")
+    else:
+        export.write(args.output, text.encode())
+        err_console.print(f"history export: {args.output}", highlight=False)
+    return 0

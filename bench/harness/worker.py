@@ -7,6 +7,7 @@ import platform
 import sys
 import traceback
 from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,9 @@ def main(argv: list[str]) -> int:
         cpus = sorted(os.sched_getaffinity(0))
         if cell.threads < len(cpus):
             os.sched_setaffinity(0, cpus[: cell.threads])
-    out: dict[str, Any] = {"started_at": _now(), "status": "ok", "versions": {"python": platform.python_version()}}
+    # numpy's too: the worker's interpreter may have its own (bench ab compares interpreters)
+    out: dict[str, Any] = {"started_at": _now(), "status": "ok",
+                           "versions": {"python": platform.python_version(), "numpy": metadata.version("numpy")}}
     try:
         if cell.kind == "logits":
             run_logits(cell, out)

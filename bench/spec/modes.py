@@ -58,7 +58,8 @@ def framework_labels(records: Iterable[Any]) -> list[str]:
     for r in recs:
         seen[(r.task, r.framework, r.device)].add(variant(r))
     mixed = {fw for (_, fw, _), v in seen.items() if len(v) > 1}
-    return [f"{r.framework} ({variant(r)})" if r.framework in mixed else r.framework for r in recs]
+    names = [f"{r.framework} ({variant(r)})" if r.framework in mixed else r.framework for r in recs]
+    return [f"{n} · {r.side}" if getattr(r, "side", None) else n for n, r in zip(names, recs)]  # bench ab's sides
 
 
 def summary(records: Iterable[Any]) -> str:
@@ -94,6 +95,6 @@ def label(framework: str, device: str, mode: str | None, precision: str) -> str:
 def ordered(labels: Iterable[str], frameworks: tuple[str, ...]) -> list[str]:
     """Row labels in the frameworks' canonical order, a framework's variants together."""
     def rank(lab: str) -> tuple[int, str]:
-        name = lab.split(" (")[0]
+        name = lab.split(" (")[0].split(" · ")[0]
         return (frameworks.index(name) if name in frameworks else len(frameworks), lab)
     return sorted(labels, key=rank)
