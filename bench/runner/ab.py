@@ -92,7 +92,8 @@ def check_clean(sides: tuple[Side, Side]) -> None:
         return
     dirty = git("status", "--porcelain", "--untracked-files=no").splitlines()
     if dirty:
-        raise UsageError(f"the working tree has uncommitted changes ({len(dirty)} files, e.g. {dirty[0][3:]}): a "
+        what = f"{len(dirty)} file{'s' * (len(dirty) > 1)}, e.g. {dirty[0].split(maxsplit=1)[-1]}"
+        raise UsageError(f"the working tree has uncommitted changes ({what}): a "
                          "revision side runs committed code only; commit or stash them first")
 
 
