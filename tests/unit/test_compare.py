@@ -33,6 +33,14 @@ def test_single_runs_are_judged_by_the_threshold():
     assert m[("torch", "time")] == "better" and m[("torch", "accuracy")] == "better"
 
 
+def test_two_repeats_a_side_cannot_reach_the_level_so_the_threshold_decides_visibly():
+    # exact one-sided Mann-Whitney at 2 and 2: its smallest p is 1/6, so the test would silence the gate
+    base = [rec(seed=s, train_time_s=t) for s, t in enumerate([10.0, 10.2])]
+    slower = [rec(seed=s, train_time_s=t) for s, t in enumerate([12.0, 12.3])]
+    row = next(r for r in compare.compare(base, slower, T) if r.metric == "time")
+    assert row.mark == "worse" and "cannot reach" in row.detail and "threshold only" in row.detail
+
+
 def test_with_repeats_worse_needs_significance_as_well():
     base = [rec(seed=s, train_time_s=t) for s, t in enumerate([10.0, 10.2, 9.9])]
     slower = [rec(seed=s, train_time_s=t) for s, t in enumerate([12.0, 12.3, 11.9])]
