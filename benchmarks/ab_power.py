@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -42,10 +43,22 @@ def measure(args: argparse.Namespace) -> list[records.Record]:
     return recs
 
 
-def trials(recs: list[records.Record], other: str, n: int, thresholds: dict[str, float]) -> tuple[int, int, int]:
-    """(trials, gate failures, failures on the step metric) over every window of n consecutive rounds."""
+def step_flagged_in_family(pair: list[records.Record], threshold: float, family: int) -> bool:
+    """The step verdict had the gate corrected for `family` tests (Bonferroni: Holm's strictest step), as in
+    a run of more cells: past the threshold and p * family < alpha."""
+    a = {r.repeat: r.steady_step_s for r in pair if r.side == "A" and r.status == "ok"}
+    diffs = [math.log(r.steady_step_s / a[r.repeat]) for r in pair
+             if r.side == "B" and r.status == "ok" and a.get(r.repeat) and r.steady_step_s]
+    est = 100 * math.expm1(statistics.median(diffs))
+    return est > threshold and paired.p_worse(diffs, "up") * family < paired.ALPHA
+
+
+def trials(recs: list[records.Record], other: str, n: int, thresholds: dict[str, float],
+           family: int) -> tuple[int, int, int, int]:
+    """(trials, gate failures, failures on the step metric, step failures corrected for `family` tests) over
+    every window of n consecutive rounds."""
     rounds = sorted({r.repeat for r in recs})
-    fails = step_fails = 0
+    fails = step_fails = family_fails = 0
     windows = [rounds[s:s + n] for s in range(len(rounds) - n + 1)]
     for window in windows:
         pair = [r if r.side == "A" else replace(r, side="B") for r in recs
@@ -54,7 +67,37 @@ def trials(recs: list[records.Record], other: str, n: int, thresholds: dict[str,
         bad = [r for r in rows if r.mark in paired.REGRESSIONS]
         fails += bool(bad)
         step_fails += any(r.metric == "step" for r in bad)
-    return len(windows), fails, step_fails
+        family_fails += step_flagged_in_family(pair, thresholds["step"], family)
+    return len(windows), fails, step_fails, family_fails
+
+
+def resampled(folders: list[Path], effects: list[float], ns: list[int], family: int, draws: int = 400) -> None:
+    """Power from the measured A/A noise: n per-round A2/A log ratios drawn with replacement from every
+    round measured (all folders), shifted by a known effect; the step judged as the gate does, with its
+    p-value multiplied by `family` (Holm's strictest step: m tests as in a run of m / 4 cells)."""
+    import random
+
+    noise = []
+    for folder in folders:
+        recs, _ = records.read_file(folder / records.RECORDS_FILE)
+        a = {r.repeat: r.steady_step_s for r in recs if r.side == "A" and r.steady_step_s}
+        noise += [math.log(r.steady_step_s / a[r.repeat]) for r in recs
+                  if r.side == "A2" and r.steady_step_s and r.repeat in a]
+    rng = random.Random(0)
+    print(f"\nresampled from {len(noise)} measured A/A rounds (sd of the log ratio {statistics.stdev(noise):.3f}), "
+          f"{draws} trials each, {family} tests:\n")
+    print("| rounds | " + " | ".join(f"found {100 * e:g} %" for e in effects) + " | A/A false alarms |")
+    print("|---:|" + "---:|" * (len(effects) + 1))
+    for n in ns:
+        found = []
+        for e in [*effects, 0.0]:
+            hits = 0
+            for _ in range(draws):
+                d = [x + math.log1p(e) for x in rng.choices(noise, k=n)]
+                est = 100 * math.expm1(statistics.median(d))
+                hits += est > paired.METRICS["step"].threshold and paired.p_worse(d, "up") * family < paired.ALPHA
+            found.append(f"{100 * hits / draws:.0f} %")
+        print(f"| {n} | " + " | ".join(found) + " |")
 
 
 def main() -> int:
@@ -67,7 +110,17 @@ def main() -> int:
     p.add_argument("--profile", default="smoke")
     p.add_argument("--out", type=Path, default=Path("results/ab-power"))
     p.add_argument("--reuse", action="store_true", help="evaluate the records already in --out")
+    p.add_argument("--resample", type=Path, nargs="*", default=None, metavar="FOLDER",
+                   help="instead: power by resampling the A/A rounds of these earlier --out folders")
+    p.add_argument("--family", type=int, default=24,
+                   help="also judge the step as if corrected for this many tests (default 24: the pull-request "
+                        "workflow's 6 cells x 4 metrics)")
     args = p.parse_args()
+    if args.resample:
+        ns = list(map(int, args.trial_rounds.split(",")))
+        for family in (4, args.family):
+            resampled(args.resample, [0.05, 0.10, 0.20], ns, family)
+        return 0
     if args.reuse:
         recs, _ = records.read_file(args.out / records.RECORDS_FILE)
     else:
@@ -80,15 +133,17 @@ def main() -> int:
     print(f"\n{args.task}/{args.framework} {args.profile}, B slowed by {100 * args.slowdown:g} %, "
           f"{len({r.repeat for r in recs})} rounds; measured B/A step ratio: median {statistics.median(ratios):.3f}, "
           f"range {min(ratios):.3f}-{max(ratios):.3f}; one side's worker {side_wall:.1f} s (median)\n")
-    print("| rounds per trial | trials | A/B: gate fails (step) | A/A: false alarms | worker time per trial |")
-    print("|---:|---:|---:|---:|---:|")
+    print(f"| rounds per trial | trials | A/B: gate fails (on step) | A/A: false alarms | step found, {args.family} "
+          f"tests | A/A alarms on step, {args.family} tests | one cell's worker time per trial |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     summary = []
     for n in map(int, args.trial_rounds.split(",")):
-        t, fails, step = trials(recs, "B", n, thresholds)
-        t0, alarms, _ = trials(recs, "A2", n, thresholds)
-        summary.append({"n": n, "trials": t, "detected": fails, "detected_step": step, "false_alarms": alarms})
+        t, fails, step, fam = trials(recs, "B", n, thresholds, args.family)
+        t0, alarms, _, fam0 = trials(recs, "A2", n, thresholds, args.family)
+        summary.append({"n": n, "trials": t, "detected": fails, "detected_step": step, "false_alarms": alarms,
+                        "detected_family": fam, "false_alarms_family": fam0, "family": args.family})
         print(f"| {n} | {t} | {100 * fails / t:.0f} % ({100 * step / t:.0f} %) | {100 * alarms / t0:.0f} % | "
-              f"{2 * n * side_wall / 60:.1f} min |")
+              f"{100 * fam / t:.0f} % | {100 * fam0 / t0:.0f} % | {2 * n * side_wall / 60:.1f} min |")
     (args.out / "power.json").write_text(json.dumps(summary, indent=1) + "\n")
     return 0
 

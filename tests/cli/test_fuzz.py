@@ -16,6 +16,8 @@ SCRATCH = Path(tempfile.mkdtemp(prefix="bench-fuzz-"))
 (SCRATCH / "empty.jsonl").write_text("")
 WORDS = [
     "run", "verify", "list", "report", "compare", "--threshold", "time=5%", "accuracy=1pp", "--format", "md",
+    "ab", "HEAD", "HEAD~1", "no-such-rev", "--rounds", "--a", "--b", "--env-a", "X=1", "step=5%", "history", "export",
+    "bmf", "github-action-benchmark",
     "--task", "--framework", "--device", "--profile", "--dataset", "--epochs",
     "--seed", "--threads", "--timeout", "--out", "--data-root", "--python", "--resume", "--output", "--bogus",
     "--mode", "--precision", "eager", "compiled", "default", "fp32", "bf16",
@@ -42,6 +44,7 @@ def cli_sandbox(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # results/<run id> of accepted runs land here
     monkeypatch.setattr(commands, "run", _stop)
     monkeypatch.setattr("bench.cli.verify.run_verify", _stop)
+    monkeypatch.setattr("bench.cli.ab._rounds", _stop)
 
 
 def _call(argv: list[str], capsys) -> None:

@@ -141,3 +141,25 @@ def test_false_alarms_of_identical_noisy_sides_stay_rare():
                for s in range(100))
     assert hits / 100 >= 0.9
     assert math.isfinite(alarms)
+
+
+def test_holm_keeps_a_one_in_twelve_result_from_failing_the_gate():
+    # one cell of three is slower in 8 of 10 rounds (raw exact p = 33/1024); the other two are identical.
+    # Raw, that would be `worse`; corrected for 12 tests it is not significant.
+    logs = [0.05, 0.10, -0.12, 0.15, 0.20, -0.22, 0.25, 0.30, 0.35, 0.40]
+    recs = []
+    for fw in ("tf", "torch", "jax"):
+        for k, d in enumerate(logs):
+            b = 0.010 * math.exp(d) if fw == "torch" else 0.010
+            recs += [rec("A", k, framework=fw, steady_step_s=0.010), rec("B", k, framework=fw, steady_step_s=b)]
+    rows, note = paired.gate(recs, T)
+    step = next(r for r in rows if r.metric == "step" and r.cell[1] == "torch")
+    assert paired.p_worse(logs, "up") == pytest.approx(33 / 1024)  # raw: significant
+    assert step.mark == "not significant" and step.p == pytest.approx(12 * 33 / 1024) and "12 tests" in note
+
+
+def test_sides_alternate_their_order_every_round():
+    from bench.runner import ab
+
+    sides = (ab.Side("A", "x"), ab.Side("B", "y"))
+    assert [tuple(s.name for s in ab.order(k, sides)) for k in range(4)] == [("A", "B"), ("B", "A")] * 2
