@@ -48,9 +48,10 @@ def sha(path, rev):
 @needs("jax")
 def test_two_revisions_run_interleaved_each_from_its_own_code(clone, tmp_path):
     out = tmp_path / "ab"
-    done = bench(["ab", "HEAD~1", "HEAD", "--framework", "torch,jax", *SMOKE, "--out", str(out)], clone)
+    done = bench(["ab", "HEAD~1", "HEAD", "--framework", "torch,jax", *SMOKE, "--format", "md", "--out", str(out)],
+                 clone)
     assert done.returncode in (0, 1), done.stderr  # 1: two noisy rounds may cross a threshold (threshold only)
-    assert "B vs A" in done.stdout and "steady step ms" in done.stdout and "threshold only" in done.stderr
+    assert "| mnist_mlp | jax | cpu | steady step ms |" in done.stdout and "thresholds alone decide" in done.stderr
     recs, problems = read_file(out / "records.jsonl")
     assert not problems and len(recs) == 2 * 2 * 2  # sides x rounds x frameworks
     assert {(r.side, r.repeat, r.framework) for r in recs} == {(s, k, f) for s in "AB" for k in (0, 1)
