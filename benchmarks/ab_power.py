@@ -5,9 +5,11 @@ interpreter, and B, the same again with a real slowdown of one framework's step 
 a calibrated busy-wait, bench/harness/slowdown.py). Every window of n consecutive rounds is one trial:
 the gate on A vs B should fail (detection), the gate on A vs A2 should pass (a failure is a false alarm).
 
-    python benchmarks/ab_power.py --rounds 36 --trial-rounds 4,6,8,10,12 --out results/ab-power
+    python benchmarks/ab_power.py --rounds 48 --trial-rounds 8,10,12,16,20,24 --out results/ab-power
+    python benchmarks/ab_power.py --resample results/ab-power --trial-rounds 10,20,30,40 --family 12
 
-prints the table of docs/regression.md and writes the records and a JSON summary to --out.
+print the tables of docs/regression.md (measured trials; then power resampled from the measured A/A rounds)
+and write the records and a JSON summary to --out.
 """
 from __future__ import annotations
 
@@ -71,10 +73,10 @@ def trials(recs: list[records.Record], other: str, n: int, thresholds: dict[str,
     return len(windows), fails, step_fails, family_fails
 
 
-def resampled(folders: list[Path], effects: list[float], ns: list[int], family: int, draws: int = 400) -> None:
+def resampled(folders: list[Path], effects: list[float], ns: list[int], family: int, draws: int = 300) -> None:
     """Power from the measured A/A noise: n per-round A2/A log ratios drawn with replacement from every
-    round measured (all folders), shifted by a known effect; the step judged as the gate does, with its
-    p-value multiplied by `family` (Holm's strictest step: m tests as in a run of m / 4 cells)."""
+    round measured (all folders), each with a random sign, shifted by a known effect; the step judged as
+    the gate does, its p-value multiplied by `family` (Holm's strictest step: m tests as in m / 4 cells)."""
     import random
 
     noise = []
@@ -93,7 +95,9 @@ def resampled(folders: list[Path], effects: list[float], ns: list[int], family: 
         for e in [*effects, 0.0]:
             hits = 0
             for _ in range(draws):
-                d = [x + math.log1p(e) for x in rng.choices(noise, k=n)]
+                # identical sides are exchangeable, so under no effect d and -d are equally likely:
+                # a random sign keeps the measured spread and drops the sample's chance lean
+                d = [rng.choice((-1, 1)) * x + math.log1p(e) for x in rng.choices(noise, k=n)]
                 est = 100 * math.expm1(statistics.median(d))
                 hits += est > paired.METRICS["step"].threshold and paired.p_worse(d, "up") * family < paired.ALPHA
             found.append(f"{100 * hits / draws:.0f} %")

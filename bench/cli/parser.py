@@ -11,7 +11,7 @@ from bench.errors import UsageError
 from bench.spec import DATASETS, DEFAULT_TASKS, FRAMEWORKS, PROFILES, TASKS
 
 MAX_EPOCHS = 10_000
-AB_ROUNDS = 8  # bench ab's default: see docs/regression.md for the measured power behind it
+AB_ROUNDS = 20  # bench ab's default: the measured power behind it is in docs/regression.md
 
 
 class Parser(argparse.ArgumentParser):
