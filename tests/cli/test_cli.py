@@ -241,7 +241,10 @@ def test_ctrl_c_keeps_what_ran_and_resume_finishes_the_run(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--task", "mnist_mlp", "--framework", "torch,jax",
                              "--out", str(out), "--python", f"torch={hang}"], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            # a shell without job control starts background jobs with SIGINT ignored, and
+                            # Python keeps an inherited SIG_IGN: Ctrl-C would never reach it
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300  # margin for a loaded 2-core machine (it failed once at 60 s)
     while not (out / "cells" / "mnist_mlp_torch_cpu_s0.json").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
