@@ -135,11 +135,11 @@ def check_overlap(baseline: list[Record], current: list[Record], base_name: str,
                      f"holds {holds(current)}; use a baseline of the same tasks, devices, profile, modes and precision")
 
 
-def shown(cell: tuple) -> tuple[str, str, str]:
-    """(task, framework label, device) of a GROUP_KEY tuple: 'torch (compiled, bf16)' off the default mode/fp32."""
+def shown(cell: tuple, key: tuple[str, ...] = GROUP_KEY) -> tuple[str, str, str]:
+    """(task, framework label, device) of a `key` tuple: 'torch (compiled, bf16)' off the default mode/fp32."""
     from bench.spec.modes import label
 
-    task, fw, dev, mode, precision = (cell[GROUP_KEY.index(k)]
+    task, fw, dev, mode, precision = (cell[key.index(k)]
                                       for k in ("task", "framework", "device", "mode", "precision"))
     return task, label(fw, dev, mode, precision), dev
 

@@ -216,11 +216,9 @@ def _decide(tests: list[tuple[Row, float, float]]) -> str:
 
 def shown(cell: tuple) -> tuple[str, str, str]:
     """(task, framework label, device) of a PAIR_KEY tuple."""
-    from bench.spec.modes import label
+    from bench.records.compare import shown as shown_key
 
-    task, fw, dev, mode, precision = (cell[PAIR_KEY.index(k)] for k in ("task", "framework", "device", "mode",
-                                                                      "precision"))
-    return task, label(fw, dev, mode, precision), dev
+    return shown_key(cell, PAIR_KEY)
 
 
 def fmt(v: float | None) -> str:
