@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.table import Table
 
 from bench import records
-from bench.cli.args import choices, pythons
+from bench.cli.args import choices, frameworks, pythons
 from bench.cli.console import err_console, out_console
 from bench.cli.run import config
 from bench.errors import UsageError
@@ -19,6 +19,7 @@ from bench.report import export
 from bench.runner import ab
 from bench.runner.config import new_run_id
 from bench.spec import DEVICES
+from bench.spec.sweep import BASELINE
 
 
 def sides(args: argparse.Namespace) -> tuple[ab.Side, ab.Side]:
@@ -48,6 +49,9 @@ def cmd_ab(args: argparse.Namespace) -> int:
     if args.python:
         raise UsageError("--python: in bench ab the interpreters belong to a side: --a torch=EXE --b torch=EXE")
     thresholds = paired.parse_thresholds(args.threshold)
+    if BASELINE in frameworks(args.framework):
+        raise UsageError(f"--framework {BASELINE}: bench ab compares framework builds; "
+                         "run the baselines with bench run")
     pair = sides(args)
     run_id = new_run_id()
     out = args.out if args.out is not None else Path("results") / f"ab-{run_id}"

@@ -11,19 +11,44 @@ from pathlib import Path
 from bench.errors import UsageError
 from bench.harness.adapter import FRAMEWORK_PACKAGES
 from bench.spec import FRAMEWORKS
+from bench.spec.sweep import BASELINE, TRAIN_SIZE_PRESETS
 
 
-def choices(value: str, valid: Sequence[str], what: str) -> tuple[str, ...]:
-    """'a,b' or 'all' -> a validated, de-duplicated tuple in the canonical order."""
+def choices(value: str, valid: Sequence[str], what: str, all_means: Sequence[str] | None = None) -> tuple[str, ...]:
+    """'a,b' or 'all' (= `all_means`, default every valid name) -> a validated, de-duplicated tuple in the
+    canonical order."""
     items = [v.strip() for v in value.split(",")]
     if not value.strip() or any(not v for v in items):
         raise UsageError(f"--{what}: empty name in {value!r}; choose from {', '.join(valid)} or all")
-    if "all" in items:
-        return tuple(valid)
-    bad = [v for v in items if v not in valid]
+    bad = [v for v in items if v not in valid and v != "all"]
     if bad:
         raise UsageError(f"unknown {what} {bad[0]!r}; choose from {', '.join(valid)} or all")
-    return tuple(v for v in valid if v in items)
+    chosen = set(items) | (set(valid if all_means is None else all_means) if "all" in items else set())
+    return tuple(v for v in valid if v in chosen)
+
+
+def frameworks(value: str) -> tuple[str, ...]:
+    """--framework: 'all' is the three deep-learning frameworks; the classical baselines are asked for by name."""
+    return choices(value, (*FRAMEWORKS, BASELINE), "framework", all_means=FRAMEWORKS)
+
+
+def train_sizes(text: str | None) -> tuple[int | None, ...]:
+    """--train-size: a preset (bench/spec/sweep.py) or sizes such as 256,768,all; None (the flag left out): all."""
+    if text is None:
+        return (None,)
+    if text.strip() in TRAIN_SIZE_PRESETS:
+        return TRAIN_SIZE_PRESETS[text.strip()]
+    sizes: list[int | None] = []
+    for item in (v.strip() for v in text.split(",")):
+        if item == "all":
+            sizes.append(None)
+            continue
+        try:
+            sizes.append(int(item.replace("_", "")))
+        except ValueError:
+            raise UsageError(f"--train-size: {item!r} is not a whole number, all, or a preset "
+                             f"({', '.join(TRAIN_SIZE_PRESETS)})") from None
+    return tuple(sizes)
 
 
 def bounded_int(low: int, high: int) -> Callable[[str], int]:

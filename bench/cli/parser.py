@@ -9,6 +9,7 @@ from bench import machine
 from bench.cli.args import bounded_int, positive_float
 from bench.errors import UsageError
 from bench.spec import DATASETS, DEFAULT_TASKS, FRAMEWORKS, PROFILES, TASKS
+from bench.spec.sweep import BASELINE, BASELINES, TRAIN_SIZE_PRESETS
 
 MAX_EPOCHS = 10_000
 AB_ROUNDS = 20  # bench ab's default: the measured power behind it is in docs/regression.md
@@ -25,7 +26,10 @@ class Parser(argparse.ArgumentParser):
 def _common(p: argparse.ArgumentParser, *, devices: bool = True, tasks: Sequence[str] = tuple(TASKS)) -> None:
     default = "all" if list(tasks) == list(TASKS) else ",".join(tasks)
     p.add_argument("--task", default=default, help=f"comma list of {', '.join(TASKS)} or all (default: {default})")
-    p.add_argument("--framework", default="all", help=f"comma list of {', '.join(FRAMEWORKS)} or all (default: all)")
+    p.add_argument("--framework", default="all",
+                   help=f"comma list of {', '.join(FRAMEWORKS)} or all (default: all), and {BASELINE} for the "
+                        "classical "
+                        "baselines (bench run only)")
     if devices:
         p.add_argument("--device", default="cpu", help="cpu, gpu or cpu,gpu (default: cpu)")
     p.add_argument("--data-root", type=Path, default=None,
@@ -63,6 +67,15 @@ def _run(sub: argparse._SubParsersAction[Parser]) -> None:
     run.add_argument("--same-seed", action="store_true",
                      help="repeats all use SEED (same weights, order, dropout): the spread is the machine's "
                           "noise alone")
+    run.add_argument("--train-size", default=None, metavar="N,N,...|all|" + "|".join(TRAIN_SIZE_PRESETS),
+                     help="a training-set-size sweep: one cell per size, each a class-balanced subset (nested, drawn "
+                          "from the seed, the same for every framework), whole batches; all = the whole split. "
+                          "Every size trains the optimizer steps of the whole split. Presets: "
+                          + "; ".join(f"{k} = {','.join(str(n or 'all') for n in v)}"
+                                      for k, v in TRAIN_SIZE_PRESETS.items()))
+    run.add_argument("--baseline", default=None, metavar="NAME,...",
+                     help=f"with --framework {BASELINE}: which classical baselines (default: each task's own: "
+                          + "; ".join(f"{k}: {', '.join(b.name for b in v)}" for k, v in BASELINES.items()) + ")")
     run.add_argument("--out", type=Path, default=None, help="results folder (default: results/<run id>)")
     run.add_argument("--history", type=Path, nargs="?", const=Path("results/history"), default=None, metavar="DIR",
                      help="also append this run's records to DIR/<machine>.jsonl (default DIR: results/history)")

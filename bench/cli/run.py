@@ -8,8 +8,9 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import data, machine, records
-from bench.cli.args import choices, data_root, pythons, writable_folder
+from bench.cli.args import choices, data_root, frameworks, pythons, train_sizes, writable_folder
 from bench.cli.console import err_console, out_console, warn_all
+from bench.data import subsets
 from bench.errors import UsageError
 from bench.harness.cell import Cell
 from bench.records import Record
@@ -17,7 +18,7 @@ from bench.report import export
 from bench.report.tables import rich_table
 from bench.runner import RunConfig, plan, run
 from bench.runner.config import new_run_id
-from bench.spec import DEVICES, FRAMEWORKS, TASKS, spec_hash
+from bench.spec import DEVICES, TASKS, modes, spec_hash, sweep
 
 
 def config(args: argparse.Namespace, devices: tuple[str, ...], out: Path | None, kind: str = "train",
@@ -25,12 +26,20 @@ def config(args: argparse.Namespace, devices: tuple[str, ...], out: Path | None,
     """Validate every argument and prepare the data (one error before any cell, downloading once); only
     then create the output folder: bad input writes nothing."""
     run_id = new_run_id()
-    cfg = RunConfig(tasks=choices(args.task, list(TASKS), "task"), frameworks=choices(args.framework, FRAMEWORKS,
-                    "framework"), devices=devices, data_root=data_root(args.data_root), timeout_s=args.timeout,
+    if kind != "train" and sweep.BASELINE in frameworks(args.framework):
+        raise UsageError(f"--framework {sweep.BASELINE}: the classical baselines have no logits to verify; "
+                         "bench verify compares tf, torch and jax")
+    cfg = RunConfig(tasks=choices(args.task, list(TASKS), "task"), frameworks=frameworks(args.framework),
+                    devices=devices, data_root=data_root(args.data_root), timeout_s=args.timeout,
                     pythons=pythons(args.python), out=out if out is not None else Path("results") / run_id,
                     run_id=run_id, **options)
     for t in cfg.tasks:
         data.prepare(TASKS[t], cfg.dataset_of(t), TASKS[t].profiles[cfg.profile], cfg.data_root, kind)
+        if cfg.train_sizes != (None,):
+            task = TASKS[t]
+            pool = len(data.load(task, cfg.dataset_of(t), task.profiles[cfg.profile], cfg.data_root).train)
+            subsets.check_sizes(cfg.train_sizes, pool, task.batch_size, task.num_classes,
+                                f"{t} ({cfg.dataset_of(t)}, profile {cfg.profile})")
     writable_folder(cfg.out)
     return cfg
 
@@ -38,7 +47,14 @@ def config(args: argparse.Namespace, devices: tuple[str, ...], out: Path | None,
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     opts = dict(profile=args.profile, dataset=args.dataset, epochs=args.epochs, seed=args.seed, repeats=args.repeats,
                 same_seed=args.same_seed, mode=args.mode, precision=args.precision)
+    if getattr(args, "train_size", None) is not None or getattr(args, "baseline", None):
+        opts |= {"train_sizes": train_sizes(args.train_size),
+                 "baselines": choices(args.baseline, _all_baselines(), "baseline") if args.baseline else ()}
     return opts | ({"threads": args.threads} if args.threads else {})
+
+
+def _all_baselines() -> list[str]:
+    return list(dict.fromkeys(b.name for t in TASKS for b in sweep.baselines(t)))
 
 
 def _check_resume(args: argparse.Namespace) -> None:
@@ -112,7 +128,9 @@ def _train(cfg: RunConfig, n_cells: int, skip: set[tuple[Any, ...]]) -> tuple[li
         detail = (f"accuracy {100 * rec.test_accuracy:.2f} %, train {rec.train_time_s:.1f} s"
                   if rec.status == "ok" and rec.test_accuracy is not None and rec.train_time_s is not None
                   else (rec.error or "").splitlines()[0][:160] if rec.error else "")
-        progress.console.print(f"{rec.task}/{rec.framework}/{rec.device}: {mark} {detail}", highlight=False)
+        name = modes.label(rec.framework, rec.device, rec.mode, rec.precision)
+        size = f" n={rec.train_size:,}" if rec.train_size else ""
+        progress.console.print(f"{rec.task}{size}/{name}/{rec.device}: {mark} {detail}", highlight=False)
 
     with progress:
         return run(cfg, on_event=on_event, on_record=on_record, skip=skip)

@@ -17,9 +17,15 @@ _FLIP_STREAM = 0xF11B
 class Split:
     x: np.ndarray  # (N, H, W, C): float32 scaled pixels, or uint8 photos (normalised per batch)
     y: np.ndarray  # int32 (N,)
+    passes: int = 1  # shuffled copies of the split in one training epoch (a size sweep's small subsets)
 
     def __len__(self) -> int:
         return len(self.y)
+
+    @property
+    def samples(self) -> int:
+        """Examples one training epoch draws: every example `passes` times."""
+        return len(self.y) * self.passes
 
 
 @dataclass
@@ -57,17 +63,20 @@ def flip_mask(seed: int, epoch: int, n: int) -> np.ndarray:
 def train_batches(task: TaskSpec, split: Split, seed: int, epoch: int,
                   batch_size: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Full batches in the seeded order of `epoch`, flipped by the shared mask where the input says so,
-    normalised. A short last batch would recompile XLA/tf.function steps, so it is dropped."""
+    normalised. A short last batch would recompile XLA/tf.function steps, so it is dropped.
+
+    With `passes` > 1 the order runs over that many copies of the split (slot s is example s mod N):
+    with one pass, slot and example are the same and nothing changes."""
     bs = batch_size or task.batch_size
-    order = epoch_order(seed, epoch, len(split))
-    flips = flip_mask(seed, epoch, len(split)) if task.input.flip else None
-    for i in range(len(split) // bs):
-        idx = order[i * bs : (i + 1) * bs]
-        x = split.x[idx]  # fancy indexing copies: flipping in place leaves the split untouched
+    slots = epoch_order(seed, epoch, split.samples)
+    flips = flip_mask(seed, epoch, split.samples) if task.input.flip else None
+    for i in range(split.samples // bs):
+        s = slots[i * bs : (i + 1) * bs]
+        x = split.x[s % len(split)]  # fancy indexing copies: flipping in place leaves the split untouched
         if flips is not None:
-            m = flips[idx]
+            m = flips[s]
             x[m] = x[m, :, ::-1]
-        yield task.input.normalize(x), split.y[idx]
+        yield task.input.normalize(x), split.y[s % len(split)]
 
 
 def eval_batches(task: TaskSpec, split: Split) -> Iterator[tuple[np.ndarray, int]]:

@@ -15,6 +15,7 @@ FRAMEWORK_PACKAGES: dict[str, tuple[str, ...]] = {
     "tf": ("tensorflow", "keras"),
     "torch": ("torch",),
     "jax": ("jax", "flax", "optax"),
+    "sklearn": ("sklearn", "skimage"),
 }
 
 
@@ -64,6 +65,10 @@ class Adapter(Protocol):
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Inference-mode logits (no dropout, BatchNorm statistics), as a NumPy float32 array."""
+
+    def predict_features(self, x: np.ndarray) -> np.ndarray:
+        """Inference-mode output of the layer the auxiliary head reads (task.aux_head.after), as NumPy
+        float32: what a classical baseline learns from (bench/spec/sweep.py Frozen)."""
 
     def predict_aux(self, x: np.ndarray) -> np.ndarray:
         """The auxiliary head's logits (task.aux_head), as NumPy float32."""

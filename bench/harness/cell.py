@@ -27,10 +27,12 @@ class Cell:
     mode: str = "default"  # eager | compiled (the plan resolves "default": bench/spec/modes.py)
     precision: str = "fp32"  # fp32 | bf16
     side: str | None = None  # part of the cell key; set on records by `bench ab`, never by a plain run
+    train_size: int | None = None  # a size sweep's class-balanced subset (bench/data/subsets.py); None: all
 
     def label(self) -> str:
         """task/framework/device/seed, the mode and precision named when they are not the default (the
         logs and cell files of two variants must not overwrite each other)."""
         fw = label(self.framework, self.device, self.mode, self.precision)
         fw = fw.replace(" (", "-").replace(", ", "-").rstrip(")")
-        return f"{self.task}/{fw}/{self.device}/s{self.seed}" + (f"r{self.repeat}" if self.repeat else "")
+        size = f"/n{self.train_size}" if self.train_size else ""
+        return f"{self.task}{size}/{fw}/{self.device}/s{self.seed}" + (f"r{self.repeat}" if self.repeat else "")

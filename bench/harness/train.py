@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import data, weights
-from bench.data import TaskData
+from bench.data import TaskData, subsets
 from bench.harness import efficiency, loop, memory, slowdown
 from bench.harness.adapter import load_adapter
 from bench.harness.cell import Cell
@@ -37,7 +37,7 @@ class Run:
 
     @property
     def steps(self) -> int:
-        return len(self.td.train) // self.task.batch_size
+        return self.td.train.samples // self.task.batch_size
 
 
 def run_train(cell: Cell, out: dict[str, Any], notify: Notify) -> None:
@@ -67,7 +67,8 @@ def setup(cell: Cell, out: dict[str, Any], notify: Notify) -> Run:
     adapter = load_adapter(cell.framework)  # the framework import happens here
     out["import_time_s"] = now() - t0
     out.setdefault("versions", {}).update(adapter.versions())
-    td = data.load(task, cell.dataset, task.profiles[cell.profile], Path(cell.data_root))
+    td = subsets.apply(data.load(task, cell.dataset, task.profiles[cell.profile], Path(cell.data_root)),
+                       cell.train_size, cell.seed, task.batch_size)
     w = weights.load(Path(cell.weights_path), task)
     adapter.build(task, w, cell.device, cell.seed, mode=cell.mode, precision=cell.precision)
     prefetch = task.measurement.prefetch(cell.device)
@@ -76,7 +77,9 @@ def setup(cell: Cell, out: dict[str, Any], notify: Notify) -> Run:
     if hook:
         out["settings"]["test_slowdown"] = hook
     out.update(
-        param_count=adapter.param_count(), n_train=len(td.train), n_val=len(td.val) if td.val else 0,
+        param_count=adapter.param_count(), n_train=len(td.train),
+        train_passes=td.train.passes if cell.train_size else None,
+        n_val=len(td.val) if td.val else 0,
         n_test=len(td.test), eval_split=td.eval_split, data_source=td.source, data_fingerprint=td.fingerprint,
         data_skipped=td.skipped, weights_digest=weights.digest(w), setup_time_s=now() - t0,
         setup_rss_bytes=memory.current_rss_bytes(), device_name=adapter.device_name(),

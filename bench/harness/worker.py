@@ -13,6 +13,7 @@ from typing import Any
 
 from bench.files import write_atomic
 from bench.harness.cell import Cell
+from bench.spec.sweep import BASELINE
 
 EVENT_PREFIX = "@bench "  # progress lines on stdout; anything else there is framework noise
 
@@ -127,6 +128,10 @@ def main(argv: list[str]) -> int:
     try:
         if cell.kind == "logits":
             run_logits(cell, out)
+        elif cell.framework == BASELINE:
+            from bench.harness.classical import run_baseline
+
+            run_baseline(cell, out, emit)
         else:
             from bench.harness.train import run_train  # inside the try: a broken install is a failed cell too
 

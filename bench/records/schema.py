@@ -31,6 +31,8 @@ class Record:
     mode: str | None = None  # eager | compiled
     precision: str = "fp32"  # fp32 (TF32 off on GPU) | bf16 (mixed: fp32 weights, logits and loss)
     side: str | None = None  # "A" or "B" in a `bench ab` run (its ab.json says what each side was); else None
+    train_size: int | None = None  # a size sweep's class-balanced subset of the training split; None: all of it
+    train_passes: int | None = None  # shuffled copies of that subset per epoch (equal steps for every size)
     schema_version: int = SCHEMA_VERSION
     error: str | None = None
     traceback: str | None = None
@@ -147,7 +149,7 @@ def _fits(value: Any, annotation: str) -> bool:
 # What makes two records the same cell (resume, latest) and, without seed and repeat, the same row of a
 # report or comparison: a median is never taken over different tasks, devices, modes, data or epochs.
 CELL_KEY = ("task", "framework", "device", "mode", "precision", "profile", "dataset", "seed", "repeat", "epochs",
-            "side")
+            "side", "train_size")
 GROUP_KEY = tuple(k for k in CELL_KEY if k not in ("seed", "repeat"))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from bench.records import Record, summarize
+from bench.report import sweep
 from bench.report.tables import fmt_mfu, fmt_pct, fmt_s, fmt_step, markdown_table, table_rows
 from bench.spec import TASKS, modes
 
@@ -114,6 +115,7 @@ def markdown_report(records: list[Record], problems: list[str] | None = None) ->
     if windows:
         out += ["Steady-state step windows (K warm-up steps, then windows of M steps): " + "; ".join(windows) + ".", ""]
     out += phase_section(records)
+    out += sweep.markdown_section(records)
     bad = [r for r in records if r.status != "ok"]
     if bad:
         out += ["## Cells that did not run", ""]

@@ -1,6 +1,8 @@
 """Comparison tables from records: rows task x framework, columns per device (rich and Markdown)."""
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +36,7 @@ METRICS = ("test_accuracy", "train_time_s", "steady_epoch_s", "first_epoch_s", "
            "peak_host_rss_bytes", "peak_device_bytes", "eval_time_s", "achieved_flops", "mfu", "mfu_nominal",
            "first_step_s", "steady_step_s", "steady_step_iqr_s", "time_to_accuracy_s", "train_added_rss_bytes")
 KEY = ["task", "framework", "device"]
-VARIANT_FIELDS = ("profile", "dataset", "epochs")  # named in the task's row label when they vary
+VARIANT_FIELDS = ("profile", "dataset", "epochs", "train_size")  # named in the task's row label when they vary
 
 
 SPREAD = ("train_time_s", "samples_per_s")  # shown with a 95 % CI and CV when a cell has repeats
@@ -56,13 +58,23 @@ def spread(values: list[float]) -> tuple[float, float, float] | None:
 def task_labels(records: list[Record]) -> list[str]:
     """Each record's task as its row shows it: 'mnist_mlp (quick, 2 epochs)' where records of that task
     differ in profile, dataset or epochs (a median is never taken over them); the plain name otherwise."""
-    varying = {t: [f for f in VARIANT_FIELDS if len({getattr(r, f) for r in records if r.task == t}) > 1]
+    # epochs 0 is a classical baseline's single fit: it does not make the deep-learning rows' epochs vary
+    varying = {t: [f for f in VARIANT_FIELDS
+                   if len({getattr(r, f) for r in records if r.task == t and (f != "epochs" or r.epochs)}) > 1]
                for t in {r.task for r in records}}
     out = []
     for r in records:
-        parts = [f"{r.epochs} epochs" if f == "epochs" else str(getattr(r, f)) for f in varying[r.task]]
+        parts = [variant_part(r, f) for f in varying[r.task]]
         out.append(f"{r.task} ({', '.join(parts)})" if parts else r.task)
     return out
+
+
+def variant_part(r: Record, name: str) -> str:
+    if name == "epochs":
+        return f"{r.epochs} epochs" if r.epochs else "one fit"
+    if name == "train_size":
+        return f"n={r.train_size:,}" if r.train_size else "n=all"
+    return str(getattr(r, name))
 
 
 def row_keys(records: list[Record]) -> list[tuple[str, str, str]]:
@@ -138,10 +150,16 @@ def _with_spread(c: Cell, name: str, fmt: Callable[[float | None], str]) -> str:
 
 
 def order_tasks(labels: set[str]) -> list[str]:
-    """Task row labels in the spec's task order, a task's variants together."""
+    """Task row labels in the spec's task order, a task's variants together, training-set sizes by number."""
     known = list(TASKS)
-    return sorted(labels, key=lambda lab: (known.index(lab.split(" (")[0]) if lab.split(" (")[0] in known
-                                           else len(known), lab))
+
+    def key(lab: str) -> tuple[int, str, float, str]:
+        name = lab.split(" (")[0]
+        size = re.search(r"n=([\d,]+|all)", lab)
+        n = -1.0 if size is None else math.inf if size[1] == "all" else float(size[1].replace(",", ""))
+        rest = re.sub(r"n=([\d,]+|all)", "", lab)
+        return (known.index(name) if name in known else len(known), rest, n, lab)
+    return sorted(labels, key=key)
 
 
 def in_order(names: set[str], preferred: tuple[str, ...] | list[str]) -> list[str]:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from bench.errors import UsageError
 from bench.machine import available_cpus
-from bench.spec import DATASETS, DEVICES, FRAMEWORKS, TASKS
+from bench.spec import DATASETS, DEVICES, FRAMEWORKS, TASKS, sweep
 from bench.spec.modes import MODES, PRECISIONS
+from bench.spec.sweep import BASELINE
 
 MAX_SEED = 2**32 - 1
 MAX_REPEATS = 100
@@ -46,9 +47,12 @@ class RunConfig:
     pythons: dict[str, str] = field(default_factory=dict)  # framework -> interpreter
     threads: int = field(default_factory=available_cpus)  # CPU threads per worker
     run_id: str = field(default_factory=new_run_id)
+    train_sizes: tuple[int | None, ...] = (None,)  # a size sweep (bench/data/subsets.py); None: the whole split
+    baselines: tuple[str, ...] = ()  # classical baselines by name; (): each task's own (with framework sklearn)
 
     def __post_init__(self) -> None:
-        for what, values, valid in (("task", self.tasks, list(TASKS)), ("framework", self.frameworks, FRAMEWORKS),
+        for what, values, valid in (("task", self.tasks, list(TASKS)),
+                                    ("framework", self.frameworks, (*FRAMEWORKS, BASELINE)),
                                     ("device", self.devices, DEVICES)):
             if not values:
                 raise UsageError(f"no {what} chosen; choose from {', '.join(valid)}")
@@ -59,6 +63,7 @@ class RunConfig:
         _one_of("precision", self.precision, PRECISIONS, "precision")
         self._check_dataset()
         self._check_numbers()
+        self._check_sweep()
 
     def _check_dataset(self) -> None:
         if self.dataset is None:
@@ -80,6 +85,24 @@ class RunConfig:
         last = self.seed if self.same_seed else self.seed + self.repeats - 1
         if not 0 <= self.seed or last > MAX_SEED:
             raise UsageError(f"--seed {self.seed} with --repeats {self.repeats} goes past the largest seed 2**32-1")
+
+    def _check_sweep(self) -> None:
+        if not self.train_sizes or len(set(self.train_sizes)) != len(self.train_sizes):
+            raise UsageError("--train-size: give each size once, e.g. 256,768,all")
+        for n in self.train_sizes:
+            if n is not None and n <= 0:
+                raise UsageError(f"--train-size {n}: a training-set size must be positive")
+        if self.baselines and BASELINE not in self.frameworks:
+            raise UsageError(f"--baseline needs --framework {BASELINE} (e.g. --framework all,{BASELINE})")
+        for name in self.baselines:
+            for t in self.tasks:
+                served = [b.name for b in sweep.baselines(t)]
+                if name not in served:
+                    raise UsageError(f"--baseline {name} does not serve task {t}; its baselines: {', '.join(served)}")
+
+    def baselines_of(self, task: str) -> tuple[str, ...]:
+        """The classical baselines a task runs: the chosen ones, else all it has."""
+        return self.baselines or tuple(b.name for b in sweep.baselines(task))
 
     def dataset_of(self, task: str) -> str:
         return self.dataset or TASKS[task].datasets[0]

@@ -61,7 +61,7 @@ def run_cell(cell: Cell, cfg: RunConfig, on_event: EventHandler | None = None) -
     base: dict[str, Any] = {
             "task": cell.task, "framework": cell.framework, "device": cell.device, "profile": cell.profile,
             "dataset": cell.dataset, "seed": cell.seed, "repeat": cell.repeat, "epochs": cell.epochs,
-            "run_id": cell.run_id, "mode": cell.mode, "precision": cell.precision,
+            "train_size": cell.train_size, "run_id": cell.run_id, "mode": cell.mode, "precision": cell.precision,
             "spec_hash": spec_hash(TASKS[cell.task]), "threads": cell.threads,
             "env": {**machine.describe(), "python_executable": python}}
     start = time.monotonic()

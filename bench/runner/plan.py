@@ -1,36 +1,49 @@
 """The cells of a run, in the order they run, and the initial weights they name."""
 from __future__ import annotations
 
+from typing import Any
+
 from bench import weights
 from bench.harness.cell import Cell
 from bench.runner.config import RunConfig
 from bench.spec import TASKS, resolve_epochs
 from bench.spec.modes import resolve_mode
+from bench.spec.sweep import BASELINE
 
 
 def plan(cfg: RunConfig, kind: str = "train") -> list[Cell]:
-    """Cells in run order (task, device, repeat, framework); pure: writes nothing (see write_weights).
+    """Cells in run order (task, device, repeat, training-set size, framework); pure: writes nothing (see
+    write_weights).
 
-    Repeats outermost and frameworks inside: slow drift of the machine (heat, neighbours) spreads
-    over every framework instead of landing on one.
+    Repeats outside and frameworks inside: slow drift of the machine (heat, neighbours) spreads over
+    every framework instead of landing on one. Classical baselines run on the CPU only, once per run.
     """
     cells = []
     for task_name in cfg.tasks:
-        task = TASKS[task_name]
         for device in cfg.devices:
             for repeat in range(cfg.repeats):
-                seed = cfg.seed if cfg.same_seed else cfg.seed + repeat
-                for fw in cfg.frameworks:
-                    cells.append(Cell(
-                        task=task_name, framework=fw, device=device, profile=cfg.profile,
-                        dataset=cfg.dataset_of(task_name), seed=seed,
-                        epochs=resolve_epochs(task, cfg.profile, cfg.epochs), data_root=str(cfg.data_root.resolve()),
-                        weights_path=str((cfg.out / "weights" / weights.file_name(task, seed, kind == "logits"))
-                                         .resolve()),
-                        threads=cfg.threads, kind=kind, run_id=cfg.run_id, repeat=repeat,
-                        mode=resolve_mode(fw, device, cfg.mode), precision=cfg.precision,
-                    ))
+                for size in cfg.train_sizes:
+                    cells += _cells(cfg, task_name, device, repeat, size, kind)
     return cells
+
+
+def _cells(cfg: RunConfig, task_name: str, device: str, repeat: int, size: int | None, kind: str) -> list[Cell]:
+    """One cell per framework (a baseline: one per classical baseline of the task) of one (device, repeat, size)."""
+    task = TASKS[task_name]
+    seed = cfg.seed if cfg.same_seed else cfg.seed + repeat
+    path = (cfg.out / "weights" / weights.file_name(task, seed, kind == "logits")).resolve()
+    common: dict[str, Any] = dict(
+        task=task_name, profile=cfg.profile, dataset=cfg.dataset_of(task_name), seed=seed, weights_path=str(path),
+        data_root=str(cfg.data_root.resolve()), threads=cfg.threads, kind=kind, run_id=cfg.run_id, repeat=repeat,
+        train_size=size, precision=cfg.precision)
+    out = []
+    for fw in cfg.frameworks:
+        if fw != BASELINE:
+            out.append(Cell(**common, framework=fw, device=device, epochs=resolve_epochs(task, cfg.profile, cfg.epochs),
+                            mode=resolve_mode(fw, device, cfg.mode)))
+        elif device == cfg.devices[0]:
+            out += [Cell(**common, framework=fw, device="cpu", epochs=0, mode=b) for b in cfg.baselines_of(task_name)]
+    return out
 
 
 def write_weights(cells: list[Cell], cfg: RunConfig) -> None:

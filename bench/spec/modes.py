@@ -5,6 +5,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from bench.spec.sweep import BASELINE
+
 MODES = ("default", "eager", "compiled")  # what --mode accepts; records hold only eager or compiled
 PRECISIONS = ("fp32", "bf16")
 
@@ -58,7 +60,9 @@ def framework_labels(records: Iterable[Any]) -> list[str]:
     for r in recs:
         seen[(r.task, r.framework, r.device)].add(variant(r))
     mixed = {fw for (_, fw, _), v in seen.items() if len(v) > 1}
-    names = [f"{r.framework} ({variant(r)})" if r.framework in mixed else r.framework for r in recs]
+    # a classical baseline is named by its estimator: 'sklearn svm'
+    names = [f"{BASELINE} {r.mode}" if r.framework == BASELINE else f"{r.framework} ({variant(r)})"
+             if r.framework in mixed else r.framework for r in recs]
     return [f"{n} · {r.side}" if getattr(r, "side", None) else n for n, r in zip(names, recs)]  # bench ab's sides
 
 
@@ -69,7 +73,7 @@ def summary(records: Iterable[Any]) -> str:
     tune: set[str] = set()
     inputs: set[str] = set()  # how batches were drawn (bench/harness/loop.py), the same for every framework
     recs = list(records)
-    for r in recs:
+    for r in (r for r in recs if r.framework != BASELINE):  # baselines have no mode: the sweep section names them
         per[r.framework].add(variant(r))
         if r.status == "ok":
             ran.add((r.framework, variant(r)))
@@ -86,7 +90,9 @@ def summary(records: Iterable[Any]) -> str:
 
 
 def label(framework: str, device: str, mode: str | None, precision: str) -> str:
-    """'torch (compiled, bf16)', or the plain name for the framework's default mode in fp32."""
+    """'torch (compiled, bf16)', or the plain name for the framework's default mode in fp32; 'sklearn svm'."""
+    if framework == BASELINE:
+        return f"{framework} {mode}"
     if mode in (None, "default", resolve_mode(framework, device, "default")) and precision == "fp32":
         return framework
     return f"{framework} ({mode}, {precision})"

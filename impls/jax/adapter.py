@@ -77,6 +77,7 @@ class Adapter:
         self.states = (jax.device_put(model_state, self.device), None)
         self._pred = jax.jit(functools.partial(_predict, self._gdef, "__call__"))
         self._pred_aux = jax.jit(functools.partial(_predict, self._gdef, "aux_logits")) if task.aux_head else None
+        self._pred_features = jax.jit(functools.partial(_predict, self._gdef, "features"))
         self.step: Any = None
         self._trainable: list[str] = []
 
@@ -117,6 +118,9 @@ class Adapter:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.logits(x), dtype=np.float32)
+
+    def predict_features(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self._pred_features(self.states[0], x), dtype=np.float32)
 
     def predict_aux(self, x: np.ndarray) -> np.ndarray:
         assert self._pred_aux is not None, "this task has no auxiliary head"

@@ -142,9 +142,13 @@ class Net(nnx.Module):
         # A static flag, not model.train(), which would also switch BatchNorm to batch statistics.
         return self._run(x, len(self.order), train)
 
+    def features(self, x: jax.Array) -> jax.Array:
+        """What the auxiliary head reads: the output of its `after` layer."""
+        return self._run(x, self.features_end, False)
+
     def aux_logits(self, x: jax.Array) -> jax.Array:
         assert self.aux_name is not None, "this task has no auxiliary head"
-        return self.module(self.aux_name)(self._run(x, self.features_end, False))
+        return self.module(self.aux_name)(self.features(x))
 
 
 def dropouts(model: Net) -> list[nnx.Dropout]:

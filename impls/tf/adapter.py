@@ -58,6 +58,7 @@ class Adapter:
         self._predict = tf.function(lambda x: model(x, training=False), jit_compile=self.jit)
         self._predict_aux = (tf.function(lambda x: aux(features(x, training=False)), jit_compile=self.jit)
                              if aux is not None else None)
+        self._predict_features = tf.function(lambda x: features(x, training=False), jit_compile=self.jit)
         self.step: Any = None
 
     def set_phase(self, index: int) -> None:
@@ -120,6 +121,10 @@ class Adapter:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.array(self.logits(x), dtype=np.float32)
+
+    def predict_features(self, x: np.ndarray) -> np.ndarray:
+        with tf.device(self.tf_device):
+            return np.array(self._predict_features(tf.constant(x)), dtype=np.float32)
 
     def predict_aux(self, x: np.ndarray) -> np.ndarray:
         assert self._predict_aux is not None, "this task has no auxiliary head"

@@ -120,6 +120,9 @@ class Adapter:
     def predict_aux(self, x: np.ndarray) -> np.ndarray:
         return self._infer(self.model.aux_logits, x).float().cpu().numpy().copy()
 
+    def predict_features(self, x: np.ndarray) -> np.ndarray:
+        return self._infer(self.model.features, x).float().cpu().numpy().copy()
+
     def get_weights(self) -> dict[str, np.ndarray]:
         state = self.model.state_dict()
         # .numpy() shares memory with the live tensor on CPU: always copy, into C order.

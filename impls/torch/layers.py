@@ -141,9 +141,13 @@ class Net(nn.Module):
         x = self._run(x, self.steps[:-1])
         return _fp32(self.steps[-1][0], x, self.steps[-1][1])
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the auxiliary head reads: the output of its `after` layer."""
+        return self._run(x, self.steps[: self.features_end])
+
     def aux_logits(self, x: torch.Tensor) -> torch.Tensor:
         assert self.aux_name is not None, "this task has no auxiliary head"
-        return _fp32(self.get_submodule(self.aux_name), self._run(x, self.steps[: self.features_end]), None)
+        return _fp32(self.get_submodule(self.aux_name), self.features(x), None)
 
 
 def _fp32(module: nn.Module, x: torch.Tensor, act: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:

@@ -36,16 +36,22 @@ def w() -> dict[str, np.ndarray]:
 
 
 def test_same_imagenet_logits_and_top5_on_real_photos(w, photos):
-    logits, head = {}, {}
+    logits, head, pooled = {}, {}, {}
     for fw in AVAILABLE:
         a = load_adapter(fw)
         a.build(TASK, w, "cpu", 0)
         logits[fw] = a.predict_aux(photos).astype(np.float64)
         head[fw] = a.predict(photos).astype(np.float64)
+        pooled[fw] = a.predict_features(photos).astype(np.float64)  # what the frozen-features baseline reads
     pairs = list(itertools.combinations(AVAILABLE, 2))
-    gap = max(float(np.abs(v[a] - v[b]).max()) for a, b in pairs for v in (logits, head))
-    print(f"cats_vs_dogs: max |Δ logit| {gap:.1e} (ImageNet classifier and new head)")
+    gap = max(float(np.abs(v[a] - v[b]).max()) for a, b in pairs for v in (logits, head, pooled))
+    print(f"cats_vs_dogs: max |Δ| {gap:.1e} (ImageNet logits, new head, pooled features)")
     assert gap <= LOGIT_TOLERANCE
+    # The pooled features feed the ImageNet head: its logits from them are the framework's own.
+    aux = {k: v for k, v in w.items() if k.startswith("imagenet.")}
+    assert pooled[AVAILABLE[0]].shape == (len(photos), aux["imagenet.kernel"].shape[0])
+    again = pooled[AVAILABLE[0]] @ aux["imagenet.kernel"].astype(np.float64) + aux["imagenet.bias"]
+    assert np.abs(again - logits[AVAILABLE[0]]).max() < 1e-3
     for a, b in pairs:
         for i in range(len(photos)):
             assert set(np.argsort(-logits[a][i])[:5]) == set(np.argsort(-logits[b][i])[:5]), (a, b, i)
