@@ -10,10 +10,13 @@ from bench import machine
 from bench.cli.args import data_root, installed
 from bench.cli.console import out_console
 from bench.harness.adapter import FRAMEWORK_PACKAGES
-from bench.spec import DATASETS, FRAMEWORKS, PROFILES, TASKS, PhotoFolder, param_count
+from bench.spec import DATASETS, FRAMEWORKS, PROFILES, TASKS, PhotoFolder, param_count, sweep
+from bench.spec.sweep import BASELINE, TRAIN_SIZE_PRESETS
 
 
-def _version(dist: str) -> str:
+def _version(module: str) -> str:
+    """The installed version of the distribution that provides `module` (sklearn: scikit-learn)."""
+    dist = (importlib.metadata.packages_distributions().get(module) or [module])[0]
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
@@ -59,10 +62,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     f = Table(title="frameworks (this interpreter)", header_style="bold")
     for col in ("framework", "installed", "versions"):
         f.add_column(col)
-    for fw in FRAMEWORKS:
+    for fw in (*FRAMEWORKS, BASELINE):
         f.add_row(fw, "yes" if installed(fw) else "[red]no[/]",
                   ", ".join(f"{m} {_version(m)}" for m in FRAMEWORK_PACKAGES[fw]))
     out_console.print(f)
+    out_console.print(f"classical baselines (--framework {BASELINE}): " + "; ".join(
+        f"{t}: {', '.join(b.name for b in sweep.baselines(t))}" for t in TASKS) + "; --train-size presets: "
+        + "; ".join(f"{k} = {','.join(str(n or 'all') for n in v)}" for k, v in TRAIN_SIZE_PRESETS.items()))
     gpus = machine.gpu_models()
     out_console.print(f"devices: cpu ({machine.cpu_model()}, {machine.available_cpus()} CPUs)"
                       + (f"; gpu: {', '.join(gpus)}" if gpus else "; gpu: none found by nvidia-smi"))

@@ -17,15 +17,18 @@ _FLIP_STREAM = 0xF11B
 class Split:
     x: np.ndarray  # (N, H, W, C): float32 scaled pixels, or uint8 photos (normalised per batch)
     y: np.ndarray  # int32 (N,)
-    passes: int = 1  # shuffled copies of the split in one training epoch (a size sweep's small subsets)
+    # A size sweep's subset (bench/data/subsets.py): an epoch draws `draws` examples from `passes` shuffled
+    # copies of the split, so every size takes the same optimizer steps.
+    passes: int = 1
+    draws: int | None = None  # None: every copy whole
 
     def __len__(self) -> int:
         return len(self.y)
 
     @property
     def samples(self) -> int:
-        """Examples one training epoch draws: every example `passes` times."""
-        return len(self.y) * self.passes
+        """Examples one training epoch draws."""
+        return len(self.y) * self.passes if self.draws is None else self.draws
 
 
 @dataclass
@@ -55,6 +58,12 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng((seed, epoch)).permutation(n)
 
 
+def epoch_slots(seed: int, epoch: int, n: int, passes: int) -> np.ndarray:
+    """`passes` shuffles of range(n), one after another; the first is epoch_order's."""
+    rng = np.random.default_rng((seed, epoch))
+    return np.concatenate([rng.permutation(n) for _ in range(passes)])
+
+
 def flip_mask(seed: int, epoch: int, n: int) -> np.ndarray:
     """Which training images (by index into the split) are mirrored in this epoch: shared by all frameworks."""
     return np.random.default_rng((seed, epoch, _FLIP_STREAM)).random(n) < 0.5
@@ -65,18 +74,18 @@ def train_batches(task: TaskSpec, split: Split, seed: int, epoch: int,
     """Full batches in the seeded order of `epoch`, flipped by the shared mask where the input says so,
     normalised. A short last batch would recompile XLA/tf.function steps, so it is dropped.
 
-    With `passes` > 1 the order runs over that many copies of the split (slot s is example s mod N):
-    with one pass, slot and example are the same and nothing changes."""
+    With `passes` > 1 the epoch runs that many shuffles of the split one after another, cut to `draws`
+    (each example drawn `passes` or `passes - 1` times); with one pass nothing changes."""
     bs = batch_size or task.batch_size
-    slots = epoch_order(seed, epoch, split.samples)
-    flips = flip_mask(seed, epoch, split.samples) if task.input.flip else None
-    for i in range(split.samples // bs):
-        s = slots[i * bs : (i + 1) * bs]
-        x = split.x[s % len(split)]  # fancy indexing copies: flipping in place leaves the split untouched
+    order = epoch_slots(seed, epoch, len(split), split.passes)[: split.samples]
+    flips = flip_mask(seed, epoch, len(split)) if task.input.flip else None
+    for i in range(len(order) // bs):
+        idx = order[i * bs : (i + 1) * bs]
+        x = split.x[idx]  # fancy indexing copies: flipping in place leaves the split untouched
         if flips is not None:
-            m = flips[s]
+            m = flips[idx]
             x[m] = x[m, :, ::-1]
-        yield task.input.normalize(x), split.y[s % len(split)]
+        yield task.input.normalize(x), split.y[idx]
 
 
 def eval_batches(task: TaskSpec, split: Split) -> Iterator[tuple[np.ndarray, int]]:

@@ -34,12 +34,13 @@ def subset(split: Split, size: int, seed: int) -> Split:
 
 def apply(td: TaskData, size: int | None, seed: int, batch: int | None = None) -> TaskData:
     """The cell's data with its training split cut to `size` (None: all). With a `batch` (a network's
-    training), each epoch runs the copies that keep the steps of the whole split (sweep.passes)."""
+    training), each epoch draws the whole split's steps from enough shuffled copies (sweep.passes)."""
     if size is None:
         return td
     train = subset(td.train, size, seed)
     if batch is not None:
         train.passes = sweep.passes(len(td.train), size, batch)
+        train.draws = len(td.train) // batch * batch  # the whole split's steps, exactly
     return TaskData(train, td.val, td.test, td.source, td.eval_split, td.skipped)
 
 

@@ -78,7 +78,9 @@ def frozen_features(cell: Cell, task: TaskSpec, spec: Frozen, td: TaskData) -> t
     """Every split's pooled backbone features by one framework, computed once per (task, data, weights) and
     kept in the user cache; the labels stay the splits' own."""
     w = weights.load(Path(cell.weights_path), task)
-    key = hashlib.sha256(f"{spec_hash(task)} {td.fingerprint} {weights.digest(w)} {spec}".encode()).hexdigest()[:16]
+    # the backbone is the published weights (the seed only draws the new head, which the features never see)
+    backbone = task.pretrained.sha256 if task.pretrained else weights.digest(w)
+    key = hashlib.sha256(f"{spec_hash(task)} {td.fingerprint} {backbone} {spec}".encode()).hexdigest()[:16]
     path = cache_root() / "features" / f"{task.name}-{spec.framework}-{key}.npz"
     if not path.exists():
         adapter = load_adapter(spec.framework)

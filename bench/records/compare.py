@@ -141,7 +141,8 @@ def shown(cell: tuple, key: tuple[str, ...] = GROUP_KEY) -> tuple[str, str, str]
 
     task, fw, dev, mode, precision = (cell[key.index(k)]
                                       for k in ("task", "framework", "device", "mode", "precision"))
-    return task, label(fw, dev, mode, precision), dev
+    size = cell[key.index("train_size")] if "train_size" in key else None
+    return (f"{task} n={size:,}" if size else task), label(fw, dev, mode, precision), dev
 
 
 def fmt_value(v: float | None) -> str:

@@ -72,24 +72,26 @@ def _point(n: int, recs: list[Record]) -> Point:
 
 
 def crossover(net: Curve, base: Curve) -> str:
-    """Where the network's accuracy overtakes the baseline's, in words; the size is interpolated on a log scale
-    between the two measured sizes around the first change of sign that lasts."""
+    """Where the network's accuracy overtakes the baseline's, in words, with the gap at the largest size. The
+    size is interpolated on a log scale around the last change of sign: from there on the network stays ahead."""
     b = {p.n: p.accuracy for p in base.points}
     common = [(p.n, p.accuracy - b[p.n]) for p in net.points if p.n in b]
     if len(common) < 2:
         return f"{net.label} and {base.label} share fewer than two sizes"
-    first, last = common[0][0], common[-1][0]
+    (first, _), (last, gap) = common[0], common[-1]
+    at_last = f"{abs(100 * gap):.2f} pp at {last:,}"
     if all(d > 0 for _, d in common):
-        return f"{net.label} is ahead of {base.label} at every size ({first:,} to {last:,})"
+        return f"{net.label} is ahead of {base.label} at every size from {first:,} ({at_last})"
     if all(d <= 0 for _, d in common):
-        return f"{base.label} stays ahead of (or level with) {net.label} up to {last:,} examples"
-    # the last size where the network is not ahead, then the next one (where it is, and stays, ahead)
-    i = max(k for k, (_, d) in enumerate(common) if d <= 0)
+        return f"{base.label} stays ahead of (or level with) {net.label} at every size up to {last:,} ({at_last})"
+    i = max(k for k, (_, d) in enumerate(common) if d <= 0)  # the last size where the network is not ahead
     if i == len(common) - 1:
-        return f"{net.label} is ahead of {base.label} at some sizes but behind at the largest, {last:,}"
+        return (f"{net.label} and {base.label} trade places; {base.label} is ahead at the largest size "
+                f"({at_last})")
     (n0, d0), (n1, d1) = common[i], common[i + 1]
-    at = math.exp(math.log(n0) + (math.log(n1) - math.log(n0)) * (-d0) / (d1 - d0)) if d1 != d0 else n1
-    return f"{net.label} overtakes {base.label} at about {_round(at):,} examples (between {n0:,} and {n1:,})"
+    at = math.exp(math.log(n0) + (math.log(n1) - math.log(n0)) * (-d0) / (d1 - d0))
+    return (f"{net.label} overtakes {base.label} at about {_round(at):,} examples (between {n0:,} and {n1:,}; "
+            f"ahead by {at_last})")
 
 
 def _round(n: float) -> int:

@@ -12,10 +12,10 @@ from typing import Any
 BASELINE = "sklearn"  # the framework column of the classical baselines; each baseline is a record's `mode`
 
 # --train-size presets. Sizes are whole batches (128 for MNIST); None is the whole training split.
-# standard: x4 apart, from 2 batches to all of MNIST; smoke: what the bundled 1 536 digits allow.
+# standard: one batch, then x4 apart from 2 batches to all of MNIST; smoke: what the 1 536 bundled digits allow.
 TRAIN_SIZE_PRESETS: dict[str, tuple[int | None, ...]] = {
     "smoke": (128, 256, 512, 1024, None),
-    "standard": (256, 1024, 4096, 16384, None),
+    "standard": (128, 256, 1024, 4096, 16384, None),
 }
 
 
@@ -99,7 +99,8 @@ def baseline(task: str, name: str) -> Baseline:
 
 
 def passes(pool: int, size: int, batch: int) -> int:
-    """How many shuffled copies of a subset of `size` make one epoch: every size gets (at least) the
-    optimizer steps the whole training split of `pool` examples gets in the same epochs — an equal
-    compute budget, so a small subset is not under-trained (bench/data/batches.py draws the copies)."""
+    """How many shuffled copies of a subset of `size` one epoch draws from: enough for the optimizer steps
+    the whole training split of `pool` examples gets in an epoch — an equal compute budget, so a small
+    subset is not under-trained. The epoch runs the shuffles one after another and stops at those steps
+    (bench/data/batches.py), so each example is drawn `passes` or `passes - 1` times."""
     return max(1, math.ceil((pool // batch) / (size // batch)))

@@ -2,6 +2,7 @@
 import io
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -35,16 +36,20 @@ def browser(tmp_path):
     b.quit()  # ends the session, then chromedriver's own process group
 
 
-def test_report_of_a_real_run_shows_every_plot(browser, tmp_path):
-    page = tmp_path / "report.html"
-    res = subprocess.run([sys.executable, "-m", "bench", "report", str(FIXTURE), "--format", "html", "--output",
+def open_report(browser: Browser, records: Path, page: Path) -> None:
+    """`bench report RECORDS --format html`, opened, the window as tall as the whole page (one screenshot)."""
+    res = subprocess.run([sys.executable, "-m", "bench", "report", str(records), "--format", "html", "--output",
                           str(page)], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert res.returncode == 0 and page.is_file(), res.stderr
     browser.open(page.as_uri())
     assert browser.run("return document.title") == "bench report"
     height = browser.run("return document.documentElement.scrollHeight")
-    browser.resize(1400, height + 200)  # the whole page in one screenshot
+    browser.resize(1400, height + 200)
     assert browser.run("return window.innerHeight") >= height
+
+
+def test_report_of_a_real_run_shows_every_plot(browser, tmp_path):
+    open_report(browser, FIXTURE, tmp_path / "report.html")
     images = browser.run(IMAGES)
     assert [i["id"] for i in images] == [f"plot-{name}" for name in PLOTS]
     shot = Image.open(io.BytesIO(browser.screenshot())).convert("RGB")
@@ -67,5 +72,27 @@ def test_report_of_a_real_run_shows_every_plot(browser, tmp_path):
             assert rgb in present, (img["id"], fw)
     # the tables render too: the comparison table has the 6 cells of the run
     assert browser.run("return document.querySelector('table').rows.length") == 1 + 9
+    severe = [e for e in browser.console() if e.get("level") == "SEVERE"]
+    assert severe == [], severe
+
+
+SWEEP = ROOT / "tests" / "data" / "sweep_standard_mnist.jsonl"
+
+
+def test_sweep_report_draws_the_learning_curves(browser, tmp_path):
+    open_report(browser, SWEEP, tmp_path / "sweep.html")
+    images = {i["id"]: i for i in browser.run(IMAGES)}
+    shot = Image.open(io.BytesIO(browser.screenshot())).convert("RGB")
+    ratio = browser.run("return window.devicePixelRatio")
+    for task in ("mnist_mlp", "mnist_cnn"):
+        img = images[f"plot-sweep-{task}-mnist"]
+        assert img["complete"] and img["natural"] > 800 and img["h"] > 300, img
+        assert "overtakes" in img["alt"] or "stays ahead" in img["alt"], img["alt"]
+        box = tuple(round(v * ratio) for v in (img["x"], img["y"], img["x"] + img["w"], img["y"] + img["h"]))
+        present = {c for _, c in shot.crop(box).getcolors(10**6)}
+        # every framework's line in its colour, and the baselines' black lines
+        assert all(rgb in present for rgb in COLOURS.values()) and (0, 0, 0) in present, img["id"]
+    headings = browser.run("return Array.from(document.querySelectorAll('h2, h3')).map(h => h.textContent)")
+    assert "Training-set size" in headings and "mnist_cnn (mnist)" in headings
     severe = [e for e in browser.console() if e.get("level") == "SEVERE"]
     assert severe == [], severe

@@ -21,6 +21,7 @@ WORDS = [
     "--task", "--framework", "--device", "--profile", "--dataset", "--epochs",
     "--seed", "--threads", "--timeout", "--out", "--data-root", "--python", "--resume", "--output", "--bogus",
     "--mode", "--precision", "eager", "compiled", "default", "fp32", "bf16",
+    "--train-size", "--baseline", "sklearn", "all,sklearn", "128,all", "standard", "200", "svm", "hog_logreg",
     "mnist_mlp", "mnist_cnn", "cats_vs_dogs", "all", ",", "", " ", "tf,torch", "jax", "mxnet", "cpu", "gpu",
     "cpu,gpu", "tpu", "smoke", "quick", "huge", "mnist", "fashion_mnist", "cifar10", "0", "1", "-3", "abc", "1e999",
     "nan", "99999999999", "torch=/nonexistent/python", "tf=", "=", "\x00", "é", str(SCRATCH / "a-file"),
@@ -115,7 +116,7 @@ def test_random_record_files(cli_sandbox, capsys, tmp_path, lines):
 RUN_OPTIONS = [("--repeats", "2"), ("--same-seed",), ("--seed", "7"), ("--threads", "1"), ("--mode", "eager"),
                ("--mode", "compiled"), ("--precision", "bf16"), ("--device", "gpu"), ("--device", "cpu,gpu"),
                ("--history",), ("--timeout", "0.5"), ("--dataset", "fashion_mnist"), ("--profile", "quick"),
-               ("--epochs", "abc"), ("--repeats", "0")]
+               ("--epochs", "abc"), ("--repeats", "0"), ("--train-size", "128,all"), ("--train-size", "100")]
 
 
 @pytest.mark.slow
@@ -140,8 +141,9 @@ def test_random_options_on_a_real_run(tmp_path_factory, monkeypatch, capsys, opt
         return
     recs = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     # Accepted options ended with a value argparse took: the last one given wins.
-    last = {opt: extra[i + 1] for i, opt in enumerate(extra[:-1]) if opt in ("--repeats", "--device")}
-    planned = (2 if last.get("--repeats") == "2" else 1) * (2 if last.get("--device") == "cpu,gpu" else 1)
+    last = {opt: extra[i + 1] for i, opt in enumerate(extra[:-1]) if opt in ("--repeats", "--device", "--train-size")}
+    planned = ((2 if last.get("--repeats") == "2" else 1) * (2 if last.get("--device") == "cpu,gpu" else 1)
+               * (2 if last.get("--train-size") == "128,all" else 1))
     assert len(recs) == planned, (argv, [r["status"] for r in recs])  # every planned cell recorded, none lost
     assert all(r["status"] in ("ok", "failed", "skipped") for r in recs) and (out / "report.md").exists()
     failed, ran = any(r["status"] == "failed" for r in recs), any(r["status"] == "ok" for r in recs)

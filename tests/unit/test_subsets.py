@@ -52,6 +52,7 @@ def test_apply_keeps_evaluation_splits_whole_and_sets_the_passes():
     td = TaskData(split, Split(split.x[:10], split.y[:10]), Split(split.x[:50], split.y[:50]), "s", "test")
     cut = subsets.apply(td, 64, seed=0, batch=32)
     assert len(cut.train) == 64 and cut.train.passes == passes(600, 64, 32) == 9
+    assert cut.train.samples == 576  # the 18 steps of the whole split, exactly
     assert cut.val is td.val and cut.test is td.test
     assert subsets.apply(td, None, 0, 32) is td
     assert subsets.apply(td, 64, 0).train.passes == 1  # a baseline fits once on the subset itself
@@ -75,6 +76,10 @@ def test_passes_draw_every_example_that_many_times_and_one_pass_is_the_old_order
     xs = np.concatenate([x.ravel() for x, _ in train_batches(task, split, seed=5, epoch=2)])
     assert len(xs) == 3 * 128
     assert np.array_equal(np.bincount(np.rint(xs).astype(int), minlength=128), np.full(128, 3))
+    split.draws = 2 * 128 + 64  # cut to 5 batches of 64: the first 64 of the third shuffle are drawn a 3rd time
+    counts = np.bincount(np.rint(np.concatenate([x.ravel() for x, _ in train_batches(task, split, 5, 2, 64)]))
+                         .astype(int), minlength=128)
+    assert counts.sum() == 320 and sorted(set(counts)) == [2, 3] and (counts == 3).sum() == 64
 
 
 @pytest.mark.parametrize(("sizes", "message"), [

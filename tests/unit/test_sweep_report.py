@@ -49,21 +49,23 @@ def test_crossover_is_interpolated_on_a_log_scale_between_the_sizes_around_the_c
     want = math.exp((math.log(768) + math.log(2560)) / 2)
     text = sweep.crossover(torch, svm)
     assert text.startswith("torch overtakes sklearn svm at about ")
-    assert f"{round(want, -1):,.0f}" in text and "(between 768 and 2,560)" in text
+    assert f"{round(want, -1):,.0f}" in text and "(between 768 and 2,560; ahead by 2.00 pp at 54,000)" in text
     # torch - logreg: -0.02, +0.04: a third of the way from 256 to 768 on a log scale, 256 x 3^(1/3)
     assert sweep.crossover(torch, logreg) == ("torch overtakes sklearn logreg at about 370 examples "
-                                              "(between 256 and 768)")
+                                              "(between 256 and 768; ahead by 8.00 pp at 54,000)")
     behind = [rec("torch", n, 0.5) for n in SIZES] + [rec("sklearn", n, 0.6, mode="svm") for n in SIZES]
     t, s = sweep.curves(behind)[("mnist_cnn", "mnist")]
-    assert sweep.crossover(t, s) == "sklearn svm stays ahead of (or level with) torch up to 54,000 examples"
-    assert sweep.crossover(s, t) == "sklearn svm is ahead of torch at every size (256 to 54,000)"
+    assert sweep.crossover(t, s) == ("sklearn svm stays ahead of (or level with) torch at every size up to 54,000 "
+                                     "(10.00 pp at 54,000)")
+    assert sweep.crossover(s, t) == "sklearn svm is ahead of torch at every size from 256 (10.00 pp at 54,000)"
 
 
 def test_a_network_that_falls_behind_again_has_no_crossover():
     recs = [rec("torch", n, a) for n, a in zip(SIZES, [0.5, 0.9, 0.9, 0.9, 0.5])]
     recs += [rec("sklearn", n, 0.8, mode="svm") for n in SIZES]
     t, s = sweep.curves(recs)[("mnist_cnn", "mnist")]
-    assert sweep.crossover(t, s) == "torch is ahead of sklearn svm at some sizes but behind at the largest, 54,000"
+    assert sweep.crossover(t, s) == ("torch and sklearn svm trade places; sklearn svm is ahead at the largest size "
+                                     "(30.00 pp at 54,000)")
 
 
 def test_markdown_section_tables_and_sentences():
@@ -93,3 +95,16 @@ def test_the_sweep_plot_is_in_the_html_with_the_crossovers_as_alt_text():
     assert "torch overtakes sklearn svm at about" in plots[0].alt
     page = html_report(sweep_records())
     assert 'id="plot-sweep-mnist_cnn-mnist"' in page and "<h2>Training-set size</h2>" in page
+
+
+def test_compare_keeps_sizes_apart_and_names_them():
+    from bench.records import compare
+
+    base = sweep_records()
+    slower = [rec("sklearn", 256, 0.85, mode="svm", time=5.0)]  # 2.56 s before: about 2x slower at n=256 only
+    rows = compare.compare(base, [r for r in base if not (r.mode == "svm" and r.train_size == 256)] + slower,
+                           compare.DEFAULT_THRESHOLDS)
+    marked = {(compare.shown(r.cell)[0], compare.shown(r.cell)[1], r.metric): r.mark for r in rows}
+    assert marked[("mnist_cnn n=256", "sklearn svm", "time")] == "worse"
+    assert marked[("mnist_cnn n=768", "sklearn svm", "time")] == "unchanged"
+    assert "| mnist_cnn n=256 | sklearn svm | cpu | time |" in compare.markdown(rows)
