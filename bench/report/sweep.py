@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from bench.records import Record
-from bench.report.tables import fmt_s, in_order, spread
+from bench.report.tables import fmt_s, spread
 from bench.spec import FRAMEWORKS, modes
 from bench.spec.sweep import BASELINE
 
@@ -48,8 +48,7 @@ def curves(records: list[Record]) -> Curves:
     """The learning curves of every (task, dataset) whose ok records cover two or more training-set sizes."""
     groups: dict[tuple[str, str], dict[tuple[str, str, str], dict[int, list[Record]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list)))
-    labels = modes.framework_labels(records)
-    for r, label in zip(records, labels):
+    for r, label in zip(records, budget_labels(records)):
         n = size_of(r)
         if r.status == "ok" and n and r.test_accuracy is not None:
             groups[(r.task, r.dataset)][(label, r.framework, r.device)][n].append(r)
@@ -57,9 +56,25 @@ def curves(records: list[Record]) -> Curves:
     for key, rows in groups.items():
         if len({n for by_size in rows.values() for n in by_size}) < 2:
             continue
-        order = in_order({lab for lab, _, _ in rows}, FRAMEWORKS)
+        order = modes.ordered({lab for lab, _, _ in rows}, FRAMEWORKS)
         out[key] = [Curve(lab, fw, dev, [_point(n, rs) for n, rs in sorted(by_size.items())])
                     for lab in order for (lab2, fw, dev), by_size in sorted(rows.items()) if lab2 == lab]
+    return out
+
+
+def budget_labels(records: list[Record]) -> list[str]:
+    """Framework labels, with '(quick, 10 epochs)' where a task's records differ in profile or epochs: a curve
+    never mixes training budgets (a baseline's one fit is not an epoch count)."""
+    budgets: dict[str, set[tuple[str, int | None]]] = defaultdict(set)
+    for r in records:
+        budgets[r.task].add((r.profile, r.epochs if r.framework != BASELINE else None))
+    out = []
+    for r, label in zip(records, modes.framework_labels(records)):
+        varied = budgets[r.task]
+        parts = [r.profile] if len({p for p, _ in varied}) > 1 else []
+        if r.framework != BASELINE and len({e for _, e in varied if e is not None}) > 1:
+            parts.append(f"{r.epochs} epoch" + ("s" if r.epochs != 1 else ""))
+        out.append(f"{label} ({', '.join(parts)})" if parts else label)
     return out
 
 

@@ -71,7 +71,7 @@ def task_labels(records: list[Record]) -> list[str]:
 
 def variant_part(r: Record, name: str) -> str:
     if name == "epochs":
-        return f"{r.epochs} epochs" if r.epochs else "one fit"
+        return (f"{r.epochs} epoch" + ("s" if r.epochs != 1 else "")) if r.epochs else "one fit"
     if name == "train_size":
         return f"n={r.train_size:,}" if r.train_size else "n=all"
     return str(getattr(r, name))

@@ -1,4 +1,5 @@
 """A size sweep in the reports: curves from records, crossover sizes in words, tables, plots, row order."""
+import dataclasses
 import math
 
 import pytest
@@ -108,3 +109,11 @@ def test_compare_keeps_sizes_apart_and_names_them():
     assert marked[("mnist_cnn n=256", "sklearn svm", "time")] == "worse"
     assert marked[("mnist_cnn n=768", "sklearn svm", "time")] == "unchanged"
     assert "| mnist_cnn n=256 | sklearn svm | cpu | time |" in compare.markdown(rows)
+
+
+def test_curves_never_mix_training_budgets():
+    longer = [dataclasses.replace(r, epochs=10, test_accuracy=r.test_accuracy + 0.01, run_id="b")
+              for r in sweep_records() if r.framework == "torch"]
+    cs = sweep.curves(sweep_records() + longer)[("mnist_cnn", "mnist")]
+    assert [c.label for c in cs] == ["torch (10 epochs)", "torch (2 epochs)", "sklearn logreg", "sklearn svm"]
+    assert cs[0].points[0].accuracy == pytest.approx(0.81) and cs[1].points[0].accuracy == pytest.approx(0.80)
