@@ -47,9 +47,8 @@ def config(args: argparse.Namespace, devices: tuple[str, ...], out: Path | None,
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     opts = dict(profile=args.profile, dataset=args.dataset, epochs=args.epochs, seed=args.seed, repeats=args.repeats,
                 same_seed=args.same_seed, mode=args.mode, precision=args.precision)
-    if getattr(args, "train_size", None) is not None or getattr(args, "baseline", None):
-        opts |= {"train_sizes": train_sizes(args.train_size),
-                 "baselines": choices(args.baseline, _all_baselines(), "baseline") if args.baseline else ()}
+    opts |= {"train_sizes": train_sizes(args.train_size),
+             "baselines": choices(args.baseline, _all_baselines(), "baseline") if args.baseline else ()}
     return opts | ({"threads": args.threads} if args.threads else {})
 
 

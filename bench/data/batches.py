@@ -55,11 +55,11 @@ class TaskData:
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     """The permutation of epoch `epoch` (0-based, counted over all phases): the same for every framework."""
-    return np.random.default_rng((seed, epoch)).permutation(n)
+    return epoch_slots(seed, epoch, n, 1)
 
 
 def epoch_slots(seed: int, epoch: int, n: int, passes: int) -> np.ndarray:
-    """`passes` shuffles of range(n), one after another; the first is epoch_order's."""
+    """`passes` shuffles of range(n), one after another, from the epoch's one order stream."""
     rng = np.random.default_rng((seed, epoch))
     return np.concatenate([rng.permutation(n) for _ in range(passes)])
 

@@ -44,13 +44,17 @@ def apply(td: TaskData, size: int | None, seed: int, batch: int | None = None) -
     return TaskData(train, td.val, td.test, td.source, td.eval_split, td.skipped)
 
 
+def check_positive(n: int) -> None:
+    if n <= 0:
+        raise UsageError(f"--train-size {n}: a training-set size must be positive")
+
+
 def check_sizes(sizes: tuple[int | None, ...], pool: int, batch: int, classes: int, where: str) -> None:
     """Every size a whole number of batches, at least one example per class, at most the pool."""
     for n in sizes:
         if n is None:
             continue
-        if n <= 0:
-            raise UsageError(f"--train-size {n}: a training-set size must be positive")
+        check_positive(n)
         if n < classes:
             raise UsageError(f"--train-size {n} is fewer examples than the {classes} classes of {where}")
         if n % batch:

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.data import subsets
 from bench.errors import UsageError
 from bench.machine import available_cpus
 from bench.spec import DATASETS, DEVICES, FRAMEWORKS, TASKS, sweep
@@ -90,8 +91,8 @@ class RunConfig:
         if not self.train_sizes or len(set(self.train_sizes)) != len(self.train_sizes):
             raise UsageError("--train-size: give each size once, e.g. 256,768,all")
         for n in self.train_sizes:
-            if n is not None and n <= 0:
-                raise UsageError(f"--train-size {n}: a training-set size must be positive")
+            if n is not None:
+                subsets.check_positive(n)
         if self.baselines and BASELINE not in self.frameworks:
             raise UsageError(f"--baseline needs --framework {BASELINE} (e.g. --framework all,{BASELINE})")
         for name in self.baselines:
