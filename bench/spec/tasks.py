@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from bench.spec.data import Input, PhotoInput, PixelInput
 from bench.spec.layers import Conv2D, Dense, Dropout, Flatten, GlobalAvgPool, Layer, MaxPool2D, efficientnet_lite
-from bench.spec.optimizers import Adam, Optimizer, RMSprop
+from bench.spec.optimizers import Optimizer, rule
 from bench.spec.protocol import PROFILES, Measurement, Profile
 
 
@@ -135,10 +135,6 @@ MNIST_MEASUREMENT = Measurement(warmup_steps=2, window_steps=5)
 MNIST_INPUT = PixelInput(shape=(28, 28, 1), scale=1.0 / 255.0)
 
 
-def _adam(lr: float) -> Adam:
-    return Adam(lr=lr, beta1=0.9, beta2=0.999, eps=1e-7)
-
-
 MNIST_MLP = TaskSpec(
     name="mnist_mlp",
     description="Keras mnist_mlp: 784-512-512-10 with dropout, RMSprop",
@@ -146,7 +142,7 @@ MNIST_MLP = TaskSpec(
     input=MNIST_INPUT,
     layers=(Flatten(), Dense(512, "relu"), Dropout(0.2), Dense(512, "relu"), Dropout(0.2), Dense(10)),
     loss=LossType.SOFTMAX_CROSS_ENTROPY,
-    phases=(Phase("train", RMSprop(lr=1e-3, rho=0.9, eps=1e-7), trainable=("layers",)),),
+    phases=(Phase("train", rule("rmsprop", 1e-3), trainable=("layers",)),),
     batch_size=128,
     epochs=20,
     val_fraction=0.0,
@@ -169,7 +165,7 @@ MNIST_CNN = TaskSpec(
     layers=(Conv2D(32, 3, activation="relu"), MaxPool2D(2), Conv2D(64, 3, activation="relu"), MaxPool2D(2),
             Flatten(), Dropout(0.5), Dense(10)),
     loss=LossType.SOFTMAX_CROSS_ENTROPY,
-    phases=(Phase("train", _adam(1e-3), trainable=("layers",)),),
+    phases=(Phase("train", rule("adam", 1e-3), trainable=("layers",)),),
     batch_size=128,
     epochs=15,
     val_fraction=0.1,
@@ -198,8 +194,8 @@ CATS_VS_DOGS = TaskSpec(
     layers=(*EFFICIENTNET_LITE0, GlobalAvgPool(name="pool"), Dropout(0.2, name="dropout"), Dense(1, name="top")),
     loss=LossType.SIGMOID_BINARY_CROSS_ENTROPY,
     phases=(
-        Phase("feature_extraction", _adam(1e-3), trainable=("top",)),
-        Phase("fine_tuning", _adam(1e-5), trainable=("blocks.13", "blocks.14", "blocks.15", "head", "top")),
+        Phase("feature_extraction", rule("adam", 1e-3), trainable=("top",)),
+        Phase("fine_tuning", rule("adam", 1e-5), trainable=("blocks.13", "blocks.14", "blocks.15", "head", "top")),
     ),
     batch_size=32,
     epochs=5,
