@@ -1,47 +1,76 @@
 """NumPy float64 reference of the spec's rules (optimizers, MLP step), to hold every framework to them."""
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+
 import numpy as np
 
-from bench.spec import Adam, Dense, Dropout, Flatten, Optimizer, RMSprop, TaskSpec
+from bench.spec import SGD, Adagrad, Adam, AdamW, Dense, Dropout, Flatten, Optimizer, RMSprop, TaskSpec
+
+State = dict[str, np.ndarray]
+TORCH_ADAGRAD_EPS = 1e-10  # torch.optim.Adagrad's default, added outside the sqrt
+KERAS_ADAMW_DECAY = 0.004  # keras.optimizers.AdamW's default weight decay
+
+
+def _sgd(s: SGD, st: State, w: np.ndarray, g: np.ndarray, t: int, variant: str) -> np.ndarray:
+    v = st["v"] = s.momentum * st.get("v", np.zeros_like(g)) + g  # the first step sets v = g
+    return w - s.lr * (g + s.momentum * v if s.nesterov else v)
+
+
+def _adagrad(s: Adagrad, st: State, w: np.ndarray, g: np.ndarray, t: int, variant: str) -> np.ndarray:
+    if variant == "torch_adagrad":  # accumulator from 0, eps outside the sqrt: first step lr * sign(g)
+        a = st["a"] = st.get("a", np.zeros_like(g)) + g * g
+        return w - s.lr * g / (np.sqrt(a) + TORCH_ADAGRAD_EPS)
+    a = st["a"] = st.get("a", np.full_like(g, s.initial_accumulator)) + g * g
+    return w - s.lr * g / np.sqrt(a + s.eps)
+
+
+def _rmsprop(s: RMSprop, st: State, w: np.ndarray, g: np.ndarray, t: int, variant: str) -> np.ndarray:
+    if s.momentum or s.centered:
+        raise NotImplementedError("reference RMSprop has no momentum/centered variant")
+    v = st["v"] = s.rho * st.get("v", np.zeros_like(g)) + (1 - s.rho) * g * g
+    if variant == "torch_rmsprop":
+        return w - s.lr * g / (np.sqrt(v) + s.eps)
+    return w - s.lr * g / np.sqrt(v + s.eps)
+
+
+def _adam(s: Adam | AdamW, st: State, w: np.ndarray, g: np.ndarray, t: int, variant: str) -> np.ndarray:
+    if isinstance(s, AdamW):  # decoupled decay from the weights before the step, then Adam's step
+        w = w - s.lr * s.weight_decay * w
+    m = st["m"] = s.beta1 * st.get("m", np.zeros_like(g)) + (1 - s.beta1) * g
+    v = st["v"] = s.beta2 * st.get("v", np.zeros_like(g)) + (1 - s.beta2) * g * g
+    if variant in ("keras_adam", "keras_adamw"):  # eps added before the bias correction ("epsilon hat")
+        alpha = s.lr * np.sqrt(1 - s.beta2**t) / (1 - s.beta1**t)
+        return w - alpha * m / (np.sqrt(v) + s.eps)
+    return w - s.lr * (m / (1 - s.beta1**t)) / (np.sqrt(v / (1 - s.beta2**t)) + s.eps)
+
+
+_STEPS: dict[type, Callable[..., np.ndarray]] = {SGD: _sgd, Adagrad: _adagrad, RMSprop: _rmsprop, Adam: _adam,
+                                                 AdamW: _adam}
 
 
 class ReferenceOptimizer:
-    """The update rules documented on spec.RMSprop and spec.Adam, in float64."""
+    """The update rules documented on the spec's optimizer classes, in float64."""
 
-    VARIANTS = ("spec", "keras_adam", "torch_rmsprop")
+    # The other variants are the frameworks' own defaults where they differ, for tests that must tell them apart.
+    VARIANTS = ("spec", "keras_adam", "keras_adamw", "torch_rmsprop", "torch_adagrad")
 
     def __init__(self, spec: Optimizer, variant: str = "spec") -> None:
-        # The other variants are the frameworks' own defaults, for tests that must tell them apart.
         assert variant in self.VARIANTS
+        if variant == "keras_adamw":
+            assert isinstance(spec, AdamW)
+            spec = dataclasses.replace(spec, weight_decay=KERAS_ADAMW_DECAY)
         self.spec, self.t, self.variant = spec, 0, variant
-        self.state: dict[str, dict[str, np.ndarray]] = {}
+        self.state: dict[str, State] = {}
 
     def update(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         self.t += 1
-        s = self.spec
+        if type(self.spec) not in _STEPS:
+            raise NotImplementedError(type(self.spec).__name__)
+        step = _STEPS[type(self.spec)]
         for k, g in grads.items():
-            st = self.state.setdefault(k, {"m": np.zeros_like(g), "v": np.zeros_like(g)})
-            if isinstance(s, RMSprop):
-                if s.momentum or s.centered:
-                    raise NotImplementedError("reference RMSprop has no momentum/centered variant")
-                st["v"] = s.rho * st["v"] + (1 - s.rho) * g * g
-                if self.variant == "torch_rmsprop":
-                    params[k] -= s.lr * g / (np.sqrt(st["v"]) + s.eps)
-                else:
-                    params[k] -= s.lr * g / np.sqrt(st["v"] + s.eps)
-            elif isinstance(s, Adam):
-                st["m"] = s.beta1 * st["m"] + (1 - s.beta1) * g
-                st["v"] = s.beta2 * st["v"] + (1 - s.beta2) * g * g
-                if self.variant == "keras_adam":
-                    alpha = s.lr * np.sqrt(1 - s.beta2**self.t) / (1 - s.beta1**self.t)
-                    params[k] -= alpha * st["m"] / (np.sqrt(st["v"]) + s.eps)
-                else:
-                    m_hat = st["m"] / (1 - s.beta1**self.t)
-                    v_hat = st["v"] / (1 - s.beta2**self.t)
-                    params[k] -= s.lr * m_hat / (np.sqrt(v_hat) + s.eps)
-            else:
-                raise NotImplementedError(type(s).__name__)
+            params[k] = step(self.spec, self.state.setdefault(k, {}), params[k], g, self.t, self.variant)
 
 
 def mlp_loss_and_grads(task: TaskSpec, params: dict[str, np.ndarray], x: np.ndarray,

@@ -1,4 +1,5 @@
-"""The spec's optimizers in Keras 3: RMSprop as Keras has it, Adam with the spec's epsilon placement."""
+"""The spec's optimizers in Keras 3: SGD, Adagrad and RMSprop as Keras has them, Adam and AdamW with the
+spec's epsilon placement."""
 from __future__ import annotations
 
 import math
@@ -10,7 +11,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # before keras is first im
 import keras
 
 from bench.harness.adapter import unsupported
-from bench.spec import Adam, Optimizer, RMSprop
+from bench.spec import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 
 
 class KingmaBaAdam(keras.optimizers.Adam):
@@ -40,11 +41,24 @@ class KingmaBaAdam(keras.optimizers.Adam):
 
 def build_optimizer(spec: Optimizer) -> keras.optimizers.Optimizer:
     """The spec's update rule, every Keras default overridden."""
+    if isinstance(spec, SGD):
+        # Keras keeps v' = mu*v' - lr*g (= -lr * the spec's v): the same weights under a constant lr.
+        return keras.optimizers.SGD(learning_rate=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov,
+                                    weight_decay=None)
+    if isinstance(spec, Adagrad):
+        # Keras' Adagrad is the spec's rule (accumulator from initial_accumulator, eps inside the sqrt).
+        return keras.optimizers.Adagrad(learning_rate=spec.lr, initial_accumulator_value=spec.initial_accumulator,
+                                        epsilon=spec.eps, weight_decay=None)
     if isinstance(spec, RMSprop):
         # Keras' RMSprop is the spec's rule (eps inside the sqrt).
         return keras.optimizers.RMSprop(learning_rate=spec.lr, rho=spec.rho, momentum=spec.momentum,
-                                        epsilon=spec.eps, centered=spec.centered)
+                                        epsilon=spec.eps, centered=spec.centered, weight_decay=None)
     if isinstance(spec, Adam):
         return KingmaBaAdam(learning_rate=spec.lr, beta_1=spec.beta1, beta_2=spec.beta2, epsilon=spec.eps,
-                            amsgrad=False)
+                            amsgrad=False, weight_decay=None)
+    if isinstance(spec, AdamW):
+        # Keras' base optimizer applies w -= w*wd*lr to every trainable variable before update_step:
+        # the spec's decoupled decay; KingmaBaAdam (not keras.optimizers.AdamW) for the epsilon placement.
+        return KingmaBaAdam(learning_rate=spec.lr, beta_1=spec.beta1, beta_2=spec.beta2, epsilon=spec.eps,
+                            amsgrad=False, weight_decay=spec.weight_decay)
     raise unsupported(type(spec).__name__, "tf")

@@ -1,12 +1,15 @@
 """The spec pins shapes, parameter counts, FLOPs and the hash that makes records comparable."""
 import dataclasses
 
+import numpy as np
 import pytest
 
 from bench.errors import UsageError
 from bench.runner import RunConfig
 from bench.spec import TASKS, Adam, Dense, Flatten, LossType, param_count, resolve_epochs, spec_hash
 from bench.spec.flops import task_flops
+from bench.spec.optimizers import SGD, Adagrad, AdamW, rule
+from bench.spec.reference import ReferenceOptimizer
 from bench.spec.shapes import flatten_input_shape, layer_shapes, param_shapes
 from tests.frameworks.helpers import with_optimizer
 
@@ -84,3 +87,43 @@ def test_a_run_configuration_is_validated_when_built(field, value, message):
     cfg = RunConfig(**base)
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.seed = 3  # type: ignore[misc]  # the point: a frozen config refuses this
+
+
+def _two_steps(spec, grads, variant="spec"):
+    """The reference's weights after one update per gradient, from w = [1, -2]."""
+    opt, params = ReferenceOptimizer(spec, variant), {"w": np.array([1.0, -2.0])}
+    for g in grads:
+        opt.update(params, {"w": np.array(g)})
+    return params["w"]
+
+
+G_SGD = ([0.5, -1.0], [0.25, 2.0])
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("sgd", [0.925, -2.1]),  # w - 0.1 * (g1 + g2)
+    ("momentum", [0.88, -2.01]),  # v1 = g1 -> [0.95, -1.9]; v2 = 0.9 v1 + g2 = [0.7, 1.1]
+    ("nesterov", [0.817, -2.109]),  # steps g1 + 0.9 v1 = [0.95, -1.9], then g2 + 0.9 v2 = [0.88, 2.99]
+])
+def test_reference_sgd_rules_match_hand_computed_steps(name, expected):
+    spec = rule(name, 0.1)
+    assert isinstance(spec, SGD) and spec.momentum == (0.0 if name == "sgd" else 0.9)
+    np.testing.assert_allclose(_two_steps(spec, G_SGD), expected, rtol=0, atol=1e-15)
+
+
+def test_reference_adagrad_matches_hand_computed_steps():
+    # a + eps starts at 0.2 + 0.05 = 0.25; sqrt(0.25 + 1.2^2) = 1.3, sqrt(1.69 + 8.4^2) = 8.5.
+    spec = Adagrad(lr=0.1, initial_accumulator=0.2, eps=0.05)
+    got = _two_steps(spec, ([1.2, 0.0], [8.4, -1.2]))
+    np.testing.assert_allclose(got, [1 - 0.12 / 1.3 - 0.84 / 8.5, -2 + 0.12 / 1.3], rtol=0, atol=1e-15)
+    # torch's default: the accumulator from 0 and eps outside the sqrt make the first step lr * sign(g).
+    np.testing.assert_allclose(_two_steps(spec, ([1.2, -3.0],), "torch_adagrad"), [0.9, -1.9], rtol=1e-9)
+
+
+def test_reference_adamw_decays_before_the_adam_step():
+    # eps 0 for round numbers: step 1 is lr * sign(g); at step 2 (b1 = 0.5, b2 = 0.75) m_hat = (g1 + 2 g2) / 3
+    # and v_hat = (3 g1^2 + 4 g2^2) / 7, i.e. [1, 2/3] and [1, 4]. Each step first scales w by 1 - lr*wd = 0.95.
+    spec = AdamW(lr=0.1, beta1=0.5, beta2=0.75, eps=0.0, weight_decay=0.5)
+    got = _two_steps(spec, ([1.0, -2.0], [1.0, 2.0]))
+    # [1, -2] -> decay [0.95, -1.9] -> step [0.85, -1.8] -> decay [0.8075, -1.71] -> step -0.1 * [1, 1/3]
+    np.testing.assert_allclose(got, [0.7075, -1.71 - 0.1 / 3], rtol=0, atol=1e-15)
