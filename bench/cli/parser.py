@@ -9,6 +9,7 @@ from bench import machine
 from bench.cli.args import bounded_int, positive_float
 from bench.errors import UsageError
 from bench.spec import DATASETS, DEFAULT_TASKS, FRAMEWORKS, PROFILES, TASKS
+from bench.spec.optimizers import NAMES
 from bench.spec.sweep import BASELINE, BASELINES, TRAIN_SIZE_PRESETS
 
 MAX_EPOCHS = 10_000
@@ -76,6 +77,9 @@ def _run(sub: argparse._SubParsersAction[Parser]) -> None:
     run.add_argument("--baseline", default=None, metavar="NAME,...",
                      help=f"with --framework {BASELINE}: which classical baselines (default: each task's own: "
                           + "; ".join(f"{k}: {', '.join(b.name for b in v)}" for k, v in BASELINES.items()) + ")")
+    run.add_argument("--optimizer", default=None, metavar="NAME,...|all",
+                     help="an optimizer axis: one cell per optimizer, each an exact rule with the task's learning "
+                          f"rate for it (docs/optimizers.md): {', '.join(NAMES)}; default: each task's own")
     run.add_argument("--out", type=Path, default=None, help="results folder (default: results/<run id>)")
     run.add_argument("--history", type=Path, nargs="?", const=Path("results/history"), default=None, metavar="DIR",
                      help="also append this run's records to DIR/<machine>.jsonl (default DIR: results/history)")
@@ -123,8 +127,9 @@ def _gate(sub: argparse._SubParsersAction[Parser]) -> None:
     cmp.add_argument("baseline", metavar="BASELINE",
                      help="records file, run folder, or the NAME of a saved baseline (bench baseline list)")
     cmp.add_argument("current", type=Path, metavar="CURRENT", help="records file or run folder")
-    cmp.add_argument("--threshold", default=None, metavar="time=10%,memory=10%,accuracy=0.5pp",
-                     help="how big a change must be to count (default: time=10%%,memory=10%%,accuracy=0.5pp)")
+    cmp.add_argument("--threshold", default=None, metavar="time=10%,memory=10%,accuracy=0.5pp,latency=25%",
+                     help="how big a change must be to count (default: time=10%%,memory=10%%,accuracy=0.5pp,"
+                          "latency=25%%,throughput=25%%,size=5%%)")
     cmp.add_argument("--format", default="table", help="table (default) or md (Markdown, e.g. for a CI summary)")
     cmp.add_argument("--baselines", type=Path, default=Path("results/baselines"), metavar="DIR",
                      help="where baseline NAMEs are looked up (default: results/baselines)")

@@ -18,7 +18,8 @@ from bench.report import export
 from bench.report.tables import rich_table
 from bench.runner import RunConfig, plan, run
 from bench.runner.config import new_run_id
-from bench.spec import DEVICES, TASKS, modes, spec_hash, sweep
+from bench.spec import DEVICES, TASKS, modes, optimizer_axis, spec_hash, sweep
+from bench.spec.optimizers import NAMES
 
 
 def config(args: argparse.Namespace, devices: tuple[str, ...], out: Path | None, kind: str = "train",
@@ -48,7 +49,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     opts = dict(profile=args.profile, dataset=args.dataset, epochs=args.epochs, seed=args.seed, repeats=args.repeats,
                 same_seed=args.same_seed, mode=args.mode, precision=args.precision)
     opts |= {"train_sizes": train_sizes(args.train_size),
-             "baselines": choices(args.baseline, _all_baselines(), "baseline") if args.baseline else ()}
+             "baselines": choices(args.baseline, _all_baselines(), "baseline") if args.baseline else (),
+             "optimizers": choices(args.optimizer, NAMES, "optimizer") if args.optimizer else ()}
     return opts | ({"threads": args.threads} if args.threads else {})
 
 
@@ -72,9 +74,10 @@ def resume_state(folder: Path, cfg: RunConfig) -> tuple[list[Record], set[tuple[
     warn_all(problems)
     planned = {records.cell_key(c) for c in plan(cfg)}
     for r in previous:
-        if records.cell_key(r) in planned and r.spec_hash != spec_hash(TASKS[r.task]):
+        now = spec_hash(optimizer_axis.apply(TASKS[r.task], r.optimizer))
+        if records.cell_key(r) in planned and r.spec_hash != now:
             raise UsageError(f"--resume {folder}: its {r.task} records come from another version of the spec "
-                             f"(hash {r.spec_hash}, now {spec_hash(TASKS[r.task])}); start a new --out")
+                             f"(hash {r.spec_hash}, now {now}); start a new --out")
     done = {records.cell_key(r) for r in records.latest(previous) if r.status == "ok"}
     return previous, done & planned
 
@@ -129,6 +132,7 @@ def _train(cfg: RunConfig, n_cells: int, skip: set[tuple[Any, ...]]) -> tuple[li
                   else (rec.error or "").splitlines()[0][:160] if rec.error else "")
         name = modes.label(rec.framework, rec.device, rec.mode, rec.precision)
         size = f" n={rec.train_size:,}" if rec.train_size else ""
+        size += f" {rec.optimizer}" if optimizer_axis.off_default(rec.task, rec.optimizer) else ""
         progress.console.print(f"{rec.task}{size}/{name}/{rec.device}: {mark} {detail}", highlight=False)
 
     with progress:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -72,6 +74,19 @@ class Adapter(Protocol):
 
     def predict_aux(self, x: np.ndarray) -> np.ndarray:
         """The auxiliary head's logits (task.aux_head), as NumPy float32."""
+
+    def inference(self) -> Callable[[np.ndarray], np.ndarray]:
+        """The framework's idiomatic inference path (a compiled call where the mode compiles), x -> NumPy
+        logits: what the latency and throughput measurements call (bench/harness/inference.py)."""
+
+    def formats(self) -> tuple[str, ...]:
+        """The framework's native save formats, the usual one first (its figures are the record's columns)."""
+
+    def save(self, fmt: str, folder: Path) -> None:
+        """Write the trained model (every tensor predict uses) into the empty `folder` in format `fmt`."""
+
+    def load(self, fmt: str, folder: Path) -> Callable[[np.ndarray], np.ndarray]:
+        """A new model read from `folder` (never executing code from the file), ready to predict like inference()."""
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """Current tensors in the neutral layout, the auxiliary head included."""

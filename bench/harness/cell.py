@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.spec import optimizer_axis
 from bench.spec.modes import label
 
 
@@ -28,6 +29,7 @@ class Cell:
     precision: str = "fp32"  # fp32 | bf16
     side: str | None = None  # part of the cell key; set on records by `bench ab`, never by a plain run
     train_size: int | None = None  # a size sweep's class-balanced subset (bench/data/subsets.py); None: all
+    optimizer: str | None = None  # bench/spec/optimizer_axis.py NAMES (the plan names the task's own); None: baselines
 
     def label(self) -> str:
         """task/framework/device/seed, the mode and precision named when they are not the default (the
@@ -35,4 +37,6 @@ class Cell:
         fw = label(self.framework, self.device, self.mode, self.precision)
         fw = fw.replace(" (", "-").replace(", ", "-").rstrip(")")
         size = f"/n{self.train_size}" if self.train_size else ""
+        other = optimizer_axis.off_default(self.task, self.optimizer)
+        size += f"/{other}" if other else ""
         return f"{self.task}{size}/{fw}/{self.device}/s{self.seed}" + (f"r{self.repeat}" if self.repeat else "")

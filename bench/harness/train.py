@@ -8,12 +8,12 @@ from typing import Any
 
 from bench import data, weights
 from bench.data import TaskData, subsets
-from bench.harness import efficiency, loop, memory, slowdown
+from bench.harness import efficiency, inference, loop, memory, slowdown
 from bench.harness.adapter import load_adapter
 from bench.harness.cell import Cell
 from bench.harness.evaluate import evaluate
 from bench.harness.timing import StepWindows, TimeToAccuracy, epoch_summary, now
-from bench.spec import TASKS, TaskSpec
+from bench.spec import TASKS, TaskSpec, optimizer_axis
 
 Notify = Callable[..., None]
 # The record's own columns are the first phase's; `phases` holds every phase's (tasks with several).
@@ -57,12 +57,13 @@ def run_train(cell: Cell, out: dict[str, Any], notify: Notify) -> None:
     if len(phases) > 1:
         out["phases"] = phases
     out["peak_device_bytes"] = run.adapter.device_peak_bytes()
+    inference.measure(run.adapter, run.task, run.td, cell, out)  # after the peaks: not part of training
     efficiency.annotate(out, cell)  # last: the peak microbenchmark must not perturb training or memory peaks
 
 
 def setup(cell: Cell, out: dict[str, Any], notify: Notify) -> Run:
     """Import the framework, load data and weights, build the model: everything before the first batch."""
-    task = TASKS[cell.task]
+    task = optimizer_axis.apply(TASKS[cell.task], cell.optimizer)
     t0 = now()
     adapter = load_adapter(cell.framework)  # the framework import happens here
     out["import_time_s"] = now() - t0

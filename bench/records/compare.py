@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from bench.errors import UsageError
 from bench.records.schema import GROUP_KEY, Record, group_key
+from bench.spec import optimizer_axis
 
 # What a metric is, how to read it from a record, and which direction is bad.
 METRICS: dict[str, tuple[str, Callable[[Record], float | None], str]] = {
@@ -16,8 +17,13 @@ METRICS: dict[str, tuple[str, Callable[[Record], float | None], str]] = {
     "memory": ("peak RSS MiB", lambda r: None if r.peak_host_rss_bytes is None else r.peak_host_rss_bytes / 2**20,
                "up"),
     "accuracy": ("accuracy %", lambda r: None if r.test_accuracy is None else 100 * r.test_accuracy, "down"),
+    "latency": ("batch-1 latency ms", lambda r: None if r.latency_b1_s is None else 1e3 * r.latency_b1_s, "up"),
+    "throughput": ("predictions/s", lambda r: r.predict_samples_per_s, "down"),
+    "size": ("saved MiB", lambda r: None if r.saved_bytes is None else r.saved_bytes / 2**20, "up"),
 }
-DEFAULT_THRESHOLDS = {"time": 10.0, "memory": 10.0, "accuracy": 0.5}  # %, %, percentage points
+# %, except accuracy in percentage points. A sub-millisecond call is noisier than a training run: wider.
+DEFAULT_THRESHOLDS = {"time": 10.0, "memory": 10.0, "accuracy": 0.5, "latency": 25.0, "throughput": 25.0,
+                      "size": 5.0}
 ALPHA = 0.05  # one-sided Mann-Whitney U, used when both sides have repeats
 REGRESSIONS = ("worse", "newly failing")
 
@@ -28,7 +34,8 @@ def parse_thresholds(text: str | None) -> dict[str, float]:
     for item in filter(None, (text or "").split(",")):
         m = re.fullmatch(r"\s*(\w+)\s*=\s*([0-9.]+)\s*(%|pp)\s*", item)
         if not m or m.group(1) not in METRICS:
-            raise UsageError(f"--threshold: {item!r} is not METRIC=N% (time, memory) or accuracy=Npp")
+            ratios = ", ".join(m for m in METRICS if m != "accuracy")
+            raise UsageError(f"--threshold: {item!r} is not METRIC=N% ({ratios}) or accuracy=Npp")
         name, value, unit = m.group(1), float(m.group(2)), m.group(3)
         if (unit == "pp") != (name == "accuracy"):
             raise UsageError(f"--threshold: {name} takes {'pp' if name == 'accuracy' else '%'}, not {unit}")
@@ -142,7 +149,9 @@ def shown(cell: tuple, key: tuple[str, ...] = GROUP_KEY) -> tuple[str, str, str]
     task, fw, dev, mode, precision = (cell[key.index(k)]
                                       for k in ("task", "framework", "device", "mode", "precision"))
     size = cell[key.index("train_size")] if "train_size" in key else None
-    return (f"{task} n={size:,}" if size else task), label(fw, dev, mode, precision), dev
+    other = optimizer_axis.off_default(task, cell[key.index("optimizer")]) if "optimizer" in key else None
+    task_label = " ".join(filter(None, (task, f"n={size:,}" if size else "", other)))
+    return task_label, label(fw, dev, mode, precision), dev
 
 
 def fmt_value(v: float | None) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.errors import RecordError
+from bench.spec import FRAMEWORKS, TASKS, optimizer_axis
 from bench.spec.modes import resolve_mode
 
 SCHEMA_VERSION = 1
@@ -33,6 +34,8 @@ class Record:
     side: str | None = None  # "A" or "B" in a `bench ab` run (its ab.json says what each side was); else None
     train_size: int | None = None  # a size sweep's class-balanced subset of the training split; None: all of it
     train_passes: int | None = None  # shuffled copies of that subset per epoch (equal steps for every size)
+    # bench/spec/optimizer_axis.py; None in a record made before --optimizer: the task's own then. None: baselines.
+    optimizer: str | None = None
     schema_version: int = SCHEMA_VERSION
     error: str | None = None
     traceback: str | None = None
@@ -77,6 +80,17 @@ class Record:
     train_added_rss_bytes: int | None = None  # train_peak_rss_bytes minus the RSS at the reset
     train_rss_note: str | None = None  # why the two above are None (no /proc/self/clear_refs)
     peak_device_bytes: int | None = None  # the framework's own peak counter; None on CPU
+    # After training (bench/harness/inference.py): the framework's inference path, then save and reload.
+    latency_b1_s: float | None = None  # median of the batch-1 calls, logits back on the host
+    latency_b1_p99_s: float | None = None
+    latency_calls: int | None = None
+    predict_samples_per_s: float | None = None  # at the evaluation batch (median call)
+    predict_batch: int | None = None
+    saved_bytes: int | None = None  # the framework's usual native format (the first in `saved`)
+    save_time_s: float | None = None
+    load_time_s: float | None = None  # file -> a model ready to predict
+    reload_equal: bool | None = None  # the reloaded model's logits equal the trained model's, bit for bit
+    saved: dict[str, Any] = field(default_factory=dict)  # per format: bytes, save_s, load_s, equal, max diff | error
     param_count: int | None = None
     n_train: int | None = None
     n_val: int | None = None
@@ -98,6 +112,8 @@ class Record:
     def __post_init__(self) -> None:
         if self.mode is None:  # records from before --mode: they ran the framework's default
             self.mode = resolve_mode(self.framework, self.device, "default")
+        if self.optimizer is None and self.framework in FRAMEWORKS and self.task in TASKS:
+            self.optimizer = optimizer_axis.own(TASKS[self.task])  # records from before --optimizer
 
 
 FIELDS = {f.name for f in dataclasses.fields(Record)}
@@ -136,6 +152,8 @@ def _fits(value: Any, annotation: str) -> bool:
         return base != annotation
     if base == "str":
         return isinstance(value, str)
+    if base == "bool":
+        return isinstance(value, bool)
     if base in ("int", "float"):
         number = (int,) if base == "int" else (int, float)
         return isinstance(value, number) and not isinstance(value, bool)
@@ -149,7 +167,7 @@ def _fits(value: Any, annotation: str) -> bool:
 # What makes two records the same cell (resume, latest) and, without seed and repeat, the same row of a
 # report or comparison: a median is never taken over different tasks, devices, modes, data or epochs.
 CELL_KEY = ("task", "framework", "device", "mode", "precision", "profile", "dataset", "seed", "repeat", "epochs",
-            "side", "train_size")
+            "side", "train_size", "optimizer")
 GROUP_KEY = tuple(k for k in CELL_KEY if k not in ("seed", "repeat"))
 
 

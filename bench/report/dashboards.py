@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from bench.records import Record, group_key
 from bench.report.tables import spread
+from bench.spec import optimizer_axis
 from bench.spec.modes import label
 
 FORMATS = ("github-action-benchmark", "bmf")
@@ -40,6 +41,7 @@ SERIES = (
 def bench_name(r: Record) -> str:
     """'mnist_mlp/torch/cpu (smoke)', the mode and precision named off their defaults, a sweep's size too."""
     size = f", n={r.train_size}" if r.train_size else ""
+    size += f", {r.optimizer}" if optimizer_axis.off_default(r.task, r.optimizer) else ""
     return f"{r.task}/{label(r.framework, r.device, r.mode, r.precision)}/{r.device} ({r.profile}, {r.dataset}{size})"
 
 

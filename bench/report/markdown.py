@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from bench.records import Record, summarize
-from bench.report import sweep
+from bench.report import inference, optimizers, sweep
 from bench.report.tables import fmt_mfu, fmt_pct, fmt_s, fmt_step, markdown_table, table_rows
 from bench.spec import TASKS, modes
 
@@ -87,13 +87,14 @@ def phase_section(records: list[Record]) -> list[str]:
 
 
 def spec_mismatches(records: list[Record]) -> list[str]:
-    """One warning per task whose records come from more than one version of its spec."""
+    """One warning per task (and optimizer: each runs the task with its own rule) whose records come from
+    more than one version of its spec."""
     out = []
-    for task in sorted({r.task for r in records}):
-        hashes = sorted({r.spec_hash for r in records if r.task == task})
+    for task, opt in sorted({(r.task, r.optimizer or "") for r in records}):
+        hashes = sorted({r.spec_hash for r in records if r.task == task and (r.optimizer or "") == opt})
         if len(hashes) > 1:
-            out.append(f"{task}: records from {len(hashes)} versions of the spec ({', '.join(hashes)}); "
-                       "their numbers are not comparable — report them apart")
+            out.append(f"{task}{' with ' + opt if opt else ''}: records from {len(hashes)} versions of the spec "
+                       f"({', '.join(hashes)}); their numbers are not comparable — report them apart")
     return out
 
 
@@ -116,6 +117,8 @@ def markdown_report(records: list[Record], problems: list[str] | None = None) ->
         out += ["Steady-state step windows (K warm-up steps, then windows of M steps): " + "; ".join(windows) + ".", ""]
     out += phase_section(records)
     out += sweep.markdown_section(records)
+    out += optimizers.markdown_section(records)
+    out += inference.markdown_section(records)
     bad = [r for r in records if r.status != "ok"]
     if bad:
         out += ["## Cells that did not run", ""]

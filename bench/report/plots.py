@@ -180,7 +180,7 @@ def _curve_lines(runs: list[Record]) -> tuple[Lines, set[float]]:
     return lines, phase_starts
 
 
-def _curves(task: str, records: list[Record]) -> Plot | None:
+def _curves(task: str, records: list[Record], optimizer: str | None = None) -> Plot | None:
     """Per-epoch history of every ok record of a task: loss and accuracy panels, one colour per framework."""
     runs = [r for r in records if r.task == task and r.status == "ok" and isinstance(r.history, list)]
     lines, phase_starts = _curve_lines(runs)
@@ -207,9 +207,11 @@ def _curves(task: str, records: list[Record]) -> Plot | None:
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
     axes[-1].legend(handles=_curve_legend(lines), fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    title = f"Learning curves: {task} ({len(runs)} run{'s' if len(runs) != 1 else ''}, one line per run)"
+    what = f"{task}, {optimizer}" if optimizer else task
+    title = f"Learning curves: {what} ({len(runs)} run{'s' if len(runs) != 1 else ''}, one line per run)"
     fig.suptitle(title, fontsize=10)
-    return to_plot(fig, f"curves-{task}", title, f"Line chart, {title}. " + "; ".join(said) + ".")
+    name = f"curves-{task}" + (f"-{optimizer}" if optimizer else "")
+    return to_plot(fig, name, title, f"Line chart, {title}. " + "; ".join(said) + ".")
 
 
 def _curve_legend(lines: Lines) -> list[Any]:
@@ -265,5 +267,12 @@ def _render(records: list[Record]) -> list[Plot]:
                              lambda v: f"{v:.1f}×", "speedup (×)", groups=sub.groups(["gpu"])))
     out.append(_bar_plot("mfu", "Model FLOPs utilisation (%, median over repeats)", lay,
                          _metric(cells, "mfu", 100.0), lambda v: f"{v:.2g}", "MFU (%)"))
-    out += [_curves(t, records) for t in order_tasks({r.task for r in records})]
+    out.append(_bar_plot("latency", "Batch-1 prediction latency (ms, median of the calls)", lay,
+                         _metric(cells, "latency_b1_s", 1e3), lambda v: f"{v:.2g}", "latency (ms)"))
+    for t in order_tasks({r.task for r in records}):
+        optimizers = sorted({r.optimizer for r in records if r.task == t and r.optimizer})
+        if len(optimizers) < 2:
+            out.append(_curves(t, records))
+        else:  # one picture per optimizer: colours are frameworks
+            out += [_curves(t, [r for r in records if r.optimizer == o], o) for o in optimizers]
     return [p for p in out if p is not None]

@@ -34,9 +34,11 @@ def fmt_mfu(v: float | None) -> str:
 
 METRICS = ("test_accuracy", "train_time_s", "steady_epoch_s", "first_epoch_s", "samples_per_s",
            "peak_host_rss_bytes", "peak_device_bytes", "eval_time_s", "achieved_flops", "mfu", "mfu_nominal",
-           "first_step_s", "steady_step_s", "steady_step_iqr_s", "time_to_accuracy_s", "train_added_rss_bytes")
+           "first_step_s", "steady_step_s", "steady_step_iqr_s", "time_to_accuracy_s", "train_added_rss_bytes",
+           "latency_b1_s", "predict_samples_per_s", "saved_bytes")
 KEY = ["task", "framework", "device"]
-VARIANT_FIELDS = ("profile", "dataset", "epochs", "train_size")  # named in the task's row label when they vary
+VARIANT_FIELDS = ("profile", "dataset", "epochs", "train_size", "optimizer")  # in the row label when they vary
+NETWORK_ONLY = ("epochs", "optimizer")  # a classical baseline (epochs 0) has neither
 
 
 SPREAD = ("train_time_s", "samples_per_s")  # shown with a 95 % CI and CV when a cell has repeats
@@ -57,14 +59,15 @@ def spread(values: list[float]) -> tuple[float, float, float] | None:
 
 def task_labels(records: list[Record]) -> list[str]:
     """Each record's task as its row shows it: 'mnist_mlp (quick, 2 epochs)' where records of that task
-    differ in profile, dataset or epochs (a median is never taken over them); the plain name otherwise."""
-    # epochs 0 is a classical baseline's single fit: it does not make the deep-learning rows' epochs vary
+    differ in profile, dataset, epochs, size or optimizer (a median is never taken over them); the plain
+    name otherwise."""
+    # A classical baseline's single fit (epochs 0, no optimizer) does not make the networks' rows vary.
     varying = {t: [f for f in VARIANT_FIELDS
-                   if len({getattr(r, f) for r in records if r.task == t and (f != "epochs" or r.epochs)}) > 1]
+                   if len({getattr(r, f) for r in records if r.task == t and (r.epochs or f not in NETWORK_ONLY)}) > 1]
                for t in {r.task for r in records}}
     out = []
     for r in records:
-        parts = [variant_part(r, f) for f in varying[r.task]]
+        parts = [p for p in (variant_part(r, f) for f in varying[r.task]) if p]
         out.append(f"{r.task} ({', '.join(parts)})" if parts else r.task)
     return out
 
@@ -74,6 +77,8 @@ def variant_part(r: Record, name: str) -> str:
         return (f"{r.epochs} epoch" + ("s" if r.epochs != 1 else "")) if r.epochs else "one fit"
     if name == "train_size":
         return f"n={r.train_size:,}" if r.train_size else "n=all"
+    if name == "optimizer":
+        return r.optimizer or ""  # a baseline has none
     return str(getattr(r, name))
 
 
@@ -186,6 +191,10 @@ def _device_columns(device: str, compact: bool) -> list[tuple[str, Callable[[Cel
         (f"{d} MFU", lambda c: fmt_mfu(c["mfu"]), True),
         (f"{d} peak RSS", lambda c: fmt_bytes(c["peak_host_rss_bytes"]), device == "cpu"),
         (f"{d} train-added RSS", lambda c: fmt_bytes(c["train_added_rss_bytes"]), False),
+        (f"{d} batch-1 latency ms", lambda c: "–" if c["latency_b1_s"] is None else f"{1e3 * c['latency_b1_s']:.3g}",
+         False),
+        (f"{d} predictions/s", lambda c: fmt_rate(c["predict_samples_per_s"]), False),
+        (f"{d} saved MiB", lambda c: "–" if c["saved_bytes"] is None else f"{c['saved_bytes'] / 2**20:,.2f}", False),
     ]
     if device != "cpu":
         cols.append((f"{d} peak device mem", lambda c: fmt_bytes(c["peak_device_bytes"]), True))

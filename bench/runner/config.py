@@ -9,8 +9,9 @@ from pathlib import Path
 from bench.data import subsets
 from bench.errors import UsageError
 from bench.machine import available_cpus
-from bench.spec import DATASETS, DEVICES, FRAMEWORKS, TASKS, sweep
+from bench.spec import DATASETS, DEVICES, FRAMEWORKS, TASKS, optimizer_axis, sweep
 from bench.spec.modes import MODES, PRECISIONS
+from bench.spec.optimizers import NAMES
 from bench.spec.sweep import BASELINE
 
 MAX_SEED = 2**32 - 1
@@ -50,6 +51,7 @@ class RunConfig:
     run_id: str = field(default_factory=new_run_id)
     train_sizes: tuple[int | None, ...] = (None,)  # a size sweep (bench/data/subsets.py); None: the whole split
     baselines: tuple[str, ...] = ()  # classical baselines by name; (): each task's own (with framework sklearn)
+    optimizers: tuple[str, ...] = ()  # bench/spec/optimizer_axis.py names; (): each task's own
 
     def __post_init__(self) -> None:
         for what, values, valid in (("task", self.tasks, list(TASKS)),
@@ -65,6 +67,10 @@ class RunConfig:
         self._check_dataset()
         self._check_numbers()
         self._check_sweep()
+        for name in self.optimizers:
+            _one_of("optimizer", name, NAMES, "optimizer")
+        if len(set(self.optimizers)) != len(self.optimizers):
+            raise UsageError("--optimizer: give each optimizer once, e.g. sgd,adam")
 
     def _check_dataset(self) -> None:
         if self.dataset is None:
@@ -104,6 +110,10 @@ class RunConfig:
     def baselines_of(self, task: str) -> tuple[str, ...]:
         """The classical baselines a task runs: the chosen ones, else all it has."""
         return self.baselines or tuple(b.name for b in sweep.baselines(task))
+
+    def optimizers_of(self, task: str) -> tuple[str, ...]:
+        """The optimizers a task's network cells run: the chosen ones, else the task's own."""
+        return self.optimizers or (optimizer_axis.own(TASKS[task]),)
 
     def dataset_of(self, task: str) -> str:
         return self.dataset or TASKS[task].datasets[0]

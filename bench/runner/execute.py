@@ -24,7 +24,7 @@ from bench.harness.worker import EVENT_PREFIX
 from bench.records import FIELDS, Record
 from bench.runner.config import RunConfig
 from bench.runner.isolation import worker_env
-from bench.spec import TASKS, spec_hash
+from bench.spec import TASKS, optimizer_axis, spec_hash
 
 EventHandler = Callable[[Cell, dict[str, Any]], None]
 LOG_TAIL_LINES = 15
@@ -62,7 +62,8 @@ def run_cell(cell: Cell, cfg: RunConfig, on_event: EventHandler | None = None) -
             "task": cell.task, "framework": cell.framework, "device": cell.device, "profile": cell.profile,
             "dataset": cell.dataset, "seed": cell.seed, "repeat": cell.repeat, "epochs": cell.epochs,
             "train_size": cell.train_size, "run_id": cell.run_id, "mode": cell.mode, "precision": cell.precision,
-            "spec_hash": spec_hash(TASKS[cell.task]), "threads": cell.threads,
+            "optimizer": cell.optimizer, "spec_hash": spec_hash(optimizer_axis.apply(TASKS[cell.task], cell.optimizer)),
+            "threads": cell.threads,
             "env": {**machine.describe(), "python_executable": python}}
     start = time.monotonic()
     with open(log_path, "wb") as log:

@@ -12,8 +12,8 @@ from bench.spec.sweep import BASELINE
 
 
 def plan(cfg: RunConfig, kind: str = "train") -> list[Cell]:
-    """Cells in run order (task, device, repeat, training-set size, framework); pure: writes nothing (see
-    write_weights).
+    """Cells in run order (task, device, repeat, training-set size, optimizer, framework); pure: writes
+    nothing (see write_weights).
 
     Repeats outside and frameworks inside: slow drift of the machine (heat, neighbours) spreads over
     every framework instead of landing on one. Classical baselines run on the CPU only, once per run.
@@ -36,13 +36,12 @@ def _cells(cfg: RunConfig, task_name: str, device: str, repeat: int, size: int |
         task=task_name, profile=cfg.profile, dataset=cfg.dataset_of(task_name), seed=seed, weights_path=str(path),
         data_root=str(cfg.data_root.resolve()), threads=cfg.threads, kind=kind, run_id=cfg.run_id, repeat=repeat,
         train_size=size, precision=cfg.precision)
-    out = []
-    for fw in cfg.frameworks:
-        if fw != BASELINE:
-            out.append(Cell(**common, framework=fw, device=device, epochs=resolve_epochs(task, cfg.profile, cfg.epochs),
-                            mode=resolve_mode(fw, device, cfg.mode)))
-        elif device == cfg.devices[0]:
-            out += [Cell(**common, framework=fw, device="cpu", epochs=0, mode=b) for b in cfg.baselines_of(task_name)]
+    epochs = resolve_epochs(task, cfg.profile, cfg.epochs)
+    out = [Cell(**common, framework=fw, device=device, epochs=epochs, mode=resolve_mode(fw, device, cfg.mode),
+                optimizer=opt)
+           for opt in cfg.optimizers_of(task_name) for fw in cfg.frameworks if fw != BASELINE]
+    if BASELINE in cfg.frameworks and device == cfg.devices[0]:  # no optimizer: one fit each
+        out += [Cell(**common, framework=BASELINE, device="cpu", epochs=0, mode=b) for b in cfg.baselines_of(task_name)]
     return out
 
 

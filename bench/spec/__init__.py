@@ -22,8 +22,8 @@ from bench.spec.tasks import (
 )
 
 __all__ = [
-    "DATASETS", "DEFAULT_TASKS", "DEVICES", "FRAMEWORKS", "PROFILES", "SGD", "TASKS", "Adagrad", "Adam", "AdamW", "AuxHead", "Conv2D", "ConvBN",
-    "Dataset", "Dense", "Dropout", "Flatten", "GlobalAvgPool", "IdxDataset", "Layer", "LossType", "MBConv",
-    "MaxPool2D", "Measurement", "Optimizer", "Phase", "PhotoFolder", "PhotoInput", "PixelInput", "PretrainedSource",
-    "Profile", "RMSprop", "TaskSpec", "param_count", "resolve_epochs", "spec_hash",
+    "DATASETS", "DEFAULT_TASKS", "DEVICES", "FRAMEWORKS", "PROFILES", "SGD", "TASKS", "Adagrad", "Adam", "AdamW",
+    "AuxHead", "Conv2D", "ConvBN", "Dataset", "Dense", "Dropout", "Flatten", "GlobalAvgPool", "IdxDataset", "Layer",
+    "LossType", "MBConv", "MaxPool2D", "Measurement", "Optimizer", "Phase", "PhotoFolder", "PhotoInput",
+    "PixelInput", "PretrainedSource", "Profile", "RMSprop", "TaskSpec", "param_count", "resolve_epochs", "spec_hash"
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from bench.spec.optimizers import rule
-from bench.spec.tasks import TaskSpec
+from bench.spec.tasks import TASKS, TaskSpec
 
 # Learning rate of each rule, one per phase, untuned: the value the frameworks' documentation and
 # the Keras examples use for each rule (SGD family and Adagrad 0.01, the adaptive ones 1e-3); the
@@ -26,6 +26,12 @@ LEARNING_RATES: dict[str, dict[str, tuple[float, ...]]] = {
 def own(task: TaskSpec) -> str:
     """The name of the task's own optimizer (the first phase's: every phase of a task uses one rule)."""
     return task.phases[0].optimizer.name
+
+
+def off_default(task_name: str, name: str | None) -> str | None:
+    """`name` when it is not the task's own optimizer (what a label must show), else None."""
+    task = TASKS.get(task_name)
+    return name if name and task is not None and name != own(task) else None
 
 
 def apply(task: TaskSpec, name: str | None) -> TaskSpec:

@@ -47,3 +47,20 @@ class Measurement:
             raise ValueError("warmup_steps and window_steps must be >= 1 (step 1 is always warm-up)")
         if self.prefetch_batches < 1:
             raise ValueError("prefetch_batches must be >= 1")
+
+
+@dataclass(frozen=True)
+class Inference:
+    """After training, per ok cell (bench/harness/inference.py): batch-1 latency over `latency_calls`
+    calls after `latency_warmup` untimed ones (compiles, retraces for the new shape, first-use
+    caches), and throughput at the task's evaluation batch over `throughput_calls` after
+    `throughput_warmup`. Every call returns NumPy, so each timing includes the device sync and the
+    copy of the logits to the host, as a user's prediction does."""
+
+    latency_calls: int = 200  # enough for a p99 that is not the maximum (2 calls above it)
+    latency_warmup: int = 20
+    throughput_calls: int = 10
+    throughput_warmup: int = 2
+
+
+INFERENCE = Inference()

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import jax
 import numpy as np
 import optax
-from flax import nnx
+from flax import nnx, serialization
 
 from bench.harness.adapter import check_names
 from bench.spec import LossType, TaskSpec
@@ -56,18 +57,10 @@ class Adapter:
 
     def build(self, task: TaskSpec, weights: dict[str, np.ndarray], device: str, seed: int,
               mode: str = "default", precision: str = "fp32") -> None:
-        self._settings = configure(device, mode, precision)
+        self._settings, self.precision, self.seed = configure(device, mode, precision), precision, seed
         self.device = select_device(device)
         self.task, self.loss = task, loss_fn(task.loss)
-        with jax.default_device(self.device):
-            # Abstract build: running the initializers that the neutral weights overwrite would compile
-            # one XLA program per shape, for nothing.
-            model = nnx.eval_shape(lambda: Net(task, nnx.Rngs(params=0, dropout=seed), precision))
-            # The dropout streams, the one real random state: forked from the seed in construction
-            # order, as a concretely built Net(task, nnx.Rngs(params=0, dropout=seed)) would fork them.
-            rngs = nnx.Rngs(dropout=seed)
-            for layer in dropouts(model):
-                layer.rngs = rngs["dropout"].fork()
+        model = self._abstract()
         named = {neutral_name(p): v for p, v in nnx.to_flat_state(nnx.state(model, (nnx.Param, nnx.BatchStat)))}
         check_names("jax", task, set(named))
         for name, var in named.items():
@@ -80,6 +73,18 @@ class Adapter:
         self._pred_features = jax.jit(functools.partial(_predict, self._gdef, "features"))
         self.step: Any = None
         self._trainable: list[str] = []
+
+    def _abstract(self) -> Net:
+        with jax.default_device(self.device):
+            # Abstract build: running the initializers that the neutral weights overwrite would compile
+            # one XLA program per shape, for nothing.
+            model = nnx.eval_shape(lambda: Net(self.task, nnx.Rngs(params=0, dropout=self.seed), self.precision))
+            # The dropout streams, the one real random state: forked from the seed in construction
+            # order, as a concretely built Net(task, nnx.Rngs(params=0, dropout=seed)) would fork them.
+            rngs = nnx.Rngs(dropout=self.seed)
+            for layer in dropouts(model):
+                layer.rngs = rngs["dropout"].fork()
+        return model
 
     def set_phase(self, index: int) -> None:
         phase = self.task.phases[index]
@@ -125,6 +130,27 @@ class Adapter:
     def predict_aux(self, x: np.ndarray) -> np.ndarray:
         assert self._pred_aux is not None, "this task has no auxiliary head"
         return np.asarray(self._pred_aux(self.states[0], x), dtype=np.float32)
+
+    def inference(self) -> Callable[[np.ndarray], np.ndarray]:
+        return self.predict  # the jitted apply
+
+    def formats(self) -> tuple[str, ...]:
+        return ("msgpack",)
+
+    def save(self, fmt: str, folder: Path) -> None:
+        # The NNX state of parameters and BatchNorm statistics, as flax.serialization writes it (msgpack).
+        state = nnx.state(nnx.merge(self._gdef, self.states[0]), (nnx.Param, nnx.BatchStat))
+        (folder / "model.msgpack").write_bytes(serialization.msgpack_serialize(jax.device_get(state.to_pure_dict())))
+
+    def load(self, fmt: str, folder: Path) -> Callable[[np.ndarray], np.ndarray]:
+        pure = serialization.msgpack_restore((folder / "model.msgpack").read_bytes())  # data only: no code
+        model = self._abstract()
+        state = nnx.state(model, (nnx.Param, nnx.BatchStat))
+        nnx.replace_by_pure_dict(state, pure)
+        nnx.update(model, jax.device_put(state, self.device))
+        gdef, model_state = nnx.split(model)
+        pred = jax.jit(functools.partial(_predict, gdef, "__call__"))
+        return lambda x: np.asarray(pred(model_state, x), dtype=np.float32)
 
     def get_weights(self) -> dict[str, np.ndarray]:
         flat = nnx.to_flat_state(nnx.state(nnx.merge(self._gdef, self.states[0]), (nnx.Param, nnx.BatchStat)))

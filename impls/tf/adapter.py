@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # before keras is first imported: it reads this once
@@ -130,6 +131,27 @@ class Adapter:
         assert self._predict_aux is not None, "this task has no auxiliary head"
         with tf.device(self.tf_device):
             return np.array(self._predict_aux(tf.constant(x)), dtype=np.float32)
+
+    def inference(self) -> Callable[[np.ndarray], np.ndarray]:
+        return self.predict  # a tf.function (XLA where the mode compiles): what predict_on_batch runs
+
+    def formats(self) -> tuple[str, ...]:
+        return ("keras",)
+
+    def save(self, fmt: str, folder: Path) -> None:
+        self.built.model.save(folder / "model.keras")  # architecture (config JSON) and weights; no optimizer
+
+    def load(self, fmt: str, folder: Path) -> Callable[[np.ndarray], np.ndarray]:
+        with tf.device(self.tf_device):
+            # safe_mode: a lambda or other code in the file is refused, not run
+            model = keras.saving.load_model(folder / "model.keras", compile=False, safe_mode=True)
+        fn = tf.function(lambda x: model(x, training=False), jit_compile=self.jit)
+
+        def predict(x: np.ndarray) -> np.ndarray:
+            with tf.device(self.tf_device):
+                return np.array(fn(tf.constant(x)), dtype=np.float32)
+
+        return predict
 
     def get_weights(self) -> dict[str, np.ndarray]:
         return {k: np.array(v.numpy()).reshape(self.shapes[k]) for k, v in self.built.variables.items()}

@@ -28,6 +28,7 @@ def dtype_policy(precision: str) -> Iterator[None]:
         keras.config.set_dtype_policy(before)
 
 
+@keras.saving.register_keras_serializable(package="bench")  # so a saved .keras model loads it by name
 class FrozenBatchNormalization(keras.layers.BatchNormalization):
     """BatchNorm always in inference mode, whatever `training` the model is called with: the moving
     statistics are used and never updated, while gamma/beta still get gradients where trainable."""

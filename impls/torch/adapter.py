@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -35,7 +36,7 @@ class Adapter:
     def build(self, task: TaskSpec, weights: dict[str, np.ndarray], device: str, seed: int,
               mode: str = "default", precision: str = "fp32") -> None:
         self.device = select_device(device)
-        compiled, self._settings = configure(self.device, mode, precision)
+        self.compiled, self._settings = configure(self.device, mode, precision)
         self.bf16 = precision == "bf16"
         torch.manual_seed(seed)  # dropout only: weights come from the file
         self.task = task
@@ -51,11 +52,11 @@ class Adapter:
         # Photos (3 channels) run channels_last: the NHWC batch permuted to NCHW already is, and weights
         # and activations in that format are much faster on CPU; a 1-channel batch is the same either
         # way, and the MNIST CNN gained nothing from it (docs/protocol.md).
-        fmt = torch.channels_last if task.input_shape[-1] > 1 else torch.contiguous_format
-        self.model = model.to(self.device, memory_format=fmt)
+        self.memory_format = torch.channels_last if task.input_shape[-1] > 1 else torch.contiguous_format
+        self.model = model.to(self.device, memory_format=self.memory_format)
         # Training steps compiled (one static graph per phase: requires_grad changes recompile once);
         # evaluation stays eager, as model.eval() would recompile.
-        self.forward = torch.compile(self.model, dynamic=False) if compiled else self.model
+        self.forward = torch.compile(self.model, dynamic=False) if self.compiled else self.model
         params = dict(self.model.named_parameters())
         self._params = {n: params[key] for n, key in self.names.items() if key in params}
         for p in self.model.parameters():
@@ -122,6 +123,41 @@ class Adapter:
 
     def predict_features(self, x: np.ndarray) -> np.ndarray:
         return self._infer(self.model.features, x).float().cpu().numpy().copy()
+
+    def inference(self) -> Callable[[np.ndarray], np.ndarray]:
+        # Compiled mode: a graph of the eval-mode model, compiled after training (never during it).
+        fn = torch.compile(self.model, dynamic=False) if self.compiled else self.model
+        return lambda x: self._infer(fn, x).float().cpu().numpy().copy()
+
+    def formats(self) -> tuple[str, ...]:
+        return ("state_dict", "export")
+
+    def save(self, fmt: str, folder: Path) -> None:
+        if fmt == "state_dict":
+            torch.save(self.model.state_dict(), folder / "model.pt")
+            return
+        self.model.eval()  # exported in inference mode: dropout is traced away
+        try:
+            example = self._x(np.zeros((2, *self.task.input_shape), np.float32))
+            program = torch.export.export(self.model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+        finally:
+            self.model.train()
+        torch.export.save(program, folder / "model.pt2")
+
+    def load(self, fmt: str, folder: Path) -> Callable[[np.ndarray], np.ndarray]:
+        if fmt == "state_dict":
+            model = Net(self.task)
+            # weights_only: tensors and plain containers only, no pickled code runs
+            model.load_state_dict(torch.load(folder / "model.pt", map_location=self.device, weights_only=True))
+            module: torch.nn.Module = model.to(self.device, memory_format=self.memory_format).eval()
+        else:
+            module = torch.export.load(folder / "model.pt2").module()
+
+        def predict(x: np.ndarray) -> np.ndarray:
+            with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                return module(self._x(x)).float().cpu().numpy().copy()
+
+        return predict
 
     def get_weights(self) -> dict[str, np.ndarray]:
         state = self.model.state_dict()

@@ -20,7 +20,8 @@ def marks(base, cur, **th):
 
 
 def test_thresholds_parse_and_bad_ones_are_usage_errors():
-    assert compare.parse_thresholds("time=5%,accuracy=1pp") == {"time": 5.0, "memory": 10.0, "accuracy": 1.0}
+    assert compare.parse_thresholds("time=5%,accuracy=1pp,latency=40%") == {
+        "time": 5.0, "memory": 10.0, "accuracy": 1.0, "latency": 40.0, "throughput": 25.0, "size": 5.0}
     for bad in ("time=5", "speed=5%", "accuracy=1%", "time=5pp", "time=-1%"):
         with pytest.raises(UsageError):
             compare.parse_thresholds(bad)

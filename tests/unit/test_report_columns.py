@@ -109,6 +109,9 @@ def expected_cells(group: list[records.Record]) -> dict[str, str]:
         "MFU": f.fmt_mfu(med([r.mfu for r in oks])),
         "peak RSS": f.fmt_bytes(med([r.peak_host_rss_bytes for r in oks])),
         "train-added RSS": f.fmt_bytes(med([r.train_added_rss_bytes for r in oks])),
+        "batch-1 latency ms": "–" if (lat := med([r.latency_b1_s for r in oks])) is None else f"{1e3 * lat:.3g}",
+        "predictions/s": f.fmt_rate(med([r.predict_samples_per_s for r in oks])),
+        "saved MiB": "–" if (size := med([r.saved_bytes for r in oks])) is None else f"{size / 2**20:,.2f}",
     })
     return col
 
@@ -132,7 +135,7 @@ def check_table(header: list[str], rows: list[list[str]], recs: list[records.Rec
             assert name.startswith("CPU "), name
             assert value == exp.get(name[4:], "–"), (row[0], row[1], name, value, exp.get(name[4:]))
             checked += 1
-    assert len(header) == 2 + (7 if compact else 13)  # a column added or dropped is seen here first
+    assert len(header) == 2 + (7 if compact else 16)  # a column added or dropped is seen here first
     return checked
 
 
@@ -142,7 +145,7 @@ def test_markdown_table_cells_are_the_medians_of_the_records(real):
     header = [c.strip() for c in lines[0].strip("|").split(" | ")]
     n_rows = len(groups(real))
     rows = [[c.strip().replace("\\|", "|") for c in ln.strip("|").split(" | ")] for ln in lines[1:1 + n_rows]]
-    assert check_table(header, rows, real, compact=False) == n_rows * 13
+    assert check_table(header, rows, real, compact=False) == n_rows * 16
 
 
 class _Tables(html.parser.HTMLParser):

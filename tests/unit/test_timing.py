@@ -17,6 +17,7 @@ from bench.harness.timing import StepWindows, TimeToAccuracy
 from bench.harness.train import run_train
 from bench.spec import PROFILES, TASKS, Measurement
 from bench.spec.flops import task_flops
+from bench.spec.protocol import INFERENCE
 
 
 class FakeClock:
@@ -146,6 +147,18 @@ class ClockedAdapter:
     def sync(self):
         self.syncs += 1
 
+    def inference(self):
+        def predict(x):  # any batch size, each call EVAL seconds: the latency fields become exact
+            self.clock.now += EVAL
+            return np.zeros((len(x), self.classes), np.float32)
+        return predict
+
+    def formats(self):
+        return ()  # only the neutral .npz: saving and reloading are tested per framework
+
+    def get_weights(self):
+        return {"w": np.ones(3, np.float32)}
+
     def predict(self, x):
         self.clock.now += EVAL
         y = self.labels[len(x)]
@@ -172,10 +185,12 @@ def run_fake(monkeypatch, tmp_path, task_name: str, epochs: int, data_root: Path
     holder = {}
 
     def load(fw, kind="adapter"):
-        holder["a"] = ClockedAdapter(clock, holder["steps"], epochs, labels, classes)
-        return holder["a"]
+        a = ClockedAdapter(clock, holder["steps"], epochs, labels, classes)
+        holder.setdefault("a", a)  # the trained one; a second is the reload of the saved .npz
+        return a
 
     monkeypatch.setattr("bench.harness.train.load_adapter", load)
+    monkeypatch.setattr("bench.harness.inference.load_adapter", load)
     wpath, _ = weights.materialize(task, 0, tmp_path / "w", data_root)
     cell = Cell(task=task_name, framework="torch", device="cpu", profile="smoke", dataset=task.datasets[0],
                        seed=0, epochs=epochs, data_root=str(data_root), weights_path=str(wpath))
@@ -236,6 +251,10 @@ def test_every_derived_time_of_a_cell_is_exact_on_a_fake_clock(tmp_path, monkeyp
     assert out["test_accuracy"] == out["history"][-1]["test_accuracy"] and "phases" not in out
     assert events[0] == "rss_reset" and "start" in events
     assert holder["a"].syncs == 2 + out["step_windows"] + 3  # step 1, warm-up end, each window, each epoch end
+    # After training: every prediction call takes EVAL, so latency and throughput are known exactly.
+    assert out["latency_b1_s"] == pytest.approx(EVAL, rel=1e-9) == out["latency_b1_p99_s"]
+    assert out["predict_samples_per_s"] == pytest.approx(task.eval_batch_size / EVAL, rel=1e-9)
+    assert out["latency_calls"] == INFERENCE.latency_calls and set(out["saved"]) == {"npz"}
 
 
 def test_both_phases_of_a_transfer_cell_are_exact_on_a_fake_clock(tmp_path, monkeypatch):
