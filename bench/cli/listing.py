@@ -10,7 +10,8 @@ from bench import machine
 from bench.cli.args import data_root, installed
 from bench.cli.console import out_console
 from bench.harness.adapter import FRAMEWORK_PACKAGES
-from bench.spec import DATASETS, FRAMEWORKS, PROFILES, TASKS, PhotoFolder, param_count, sweep
+from bench.spec import DATASETS, FRAMEWORKS, PROFILES, TASKS, PhotoFolder, optimizer_axis, param_count, sweep
+from bench.spec.optimizers import NAMES
 from bench.spec.sweep import BASELINE, TRAIN_SIZE_PRESETS
 
 
@@ -69,6 +70,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     out_console.print(f"classical baselines (--framework {BASELINE}): " + "; ".join(
         f"{t}: {', '.join(b.name for b in sweep.baselines(t))}" for t in TASKS) + "; --train-size presets: "
         + "; ".join(f"{k} = {','.join(str(n or 'all') for n in v)}" for k, v in TRAIN_SIZE_PRESETS.items()))
+    out_console.print(f"optimizers (--optimizer): {', '.join(NAMES)}; each task's own: "
+                      + ", ".join(f"{t} {optimizer_axis.own(task)}" for t, task in TASKS.items()))
     gpus = machine.gpu_models()
     out_console.print(f"devices: cpu ({machine.cpu_model()}, {machine.available_cpus()} CPUs)"
                       + (f"; gpu: {', '.join(gpus)}" if gpus else "; gpu: none found by nvidia-smi"))

@@ -33,7 +33,7 @@ def _median(values: list[Any], scale: float = 1.0) -> float | None:
 
 
 def _ms(v: float | None) -> str:
-    return "–" if v is None else f"{v:.3g}"
+    return "–" if v is None else (f"{v:,.0f}" if v >= 100 else f"{v:.3g}")
 
 
 def _size(v: float | None) -> str:

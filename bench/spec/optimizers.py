@@ -76,8 +76,9 @@ class AdamW:
     as torch, Keras and optax all do: w -= lr * weight_decay * w (from the weights before the step,
     every trained tensor, biases included), then the Adam step above.
 
-    The defaults differ in value only (torch 0.01, Keras 0.004, optax 1e-4), and Keras in its Adam
-    epsilon as for Adam; all three take it explicitly here.
+    The defaults differ in value (torch 0.01, Keras 0.004, optax 1e-4) and Keras in its Adam epsilon;
+    torch.optim.AdamW multiplies w by (1 - lr*wd) rounded to float32, a decay 0.13 % too strong at
+    lr*wd = 1e-5, so impls/torch subtracts lr*wd*w instead.
     """
 
     lr: float

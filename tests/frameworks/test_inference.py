@@ -108,6 +108,7 @@ class _Marker:
         return (Path.touch, (self.path,))
 
 
+@pytest.mark.torch
 @needs("torch")
 def test_torch_loading_never_runs_code_from_the_file(tmp_path):
     import torch
@@ -124,6 +125,7 @@ def test_torch_loading_never_runs_code_from_the_file(tmp_path):
     assert not ran.exists()
 
 
+@pytest.mark.tf
 @needs("tf")
 def test_keras_loading_refuses_code_in_the_file(tmp_path):
     import keras
