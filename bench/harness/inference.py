@@ -34,24 +34,23 @@ def measure(adapter: Any, task: TaskSpec, td: TaskData, cell: Cell, out: dict[st
 
 def latency(predict: Predict, batch: np.ndarray) -> dict[str, Any]:
     """Batch-1 latency (median, p99) and throughput at the evaluation batch (median call)."""
-    one = batch[:1]
-    for _ in range(INFERENCE.latency_warmup):
-        predict(one)
-    times = []
-    for _ in range(INFERENCE.latency_calls):
-        t = now()
-        predict(one)
-        times.append(now() - t)
-    for _ in range(INFERENCE.throughput_warmup):
-        predict(batch)
-    batch_times = []
-    for _ in range(INFERENCE.throughput_calls):
-        t = now()
-        predict(batch)
-        batch_times.append(now() - t)
+    times = _timed(predict, batch[:1], INFERENCE.latency_warmup, INFERENCE.latency_calls)
+    batch_times = _timed(predict, batch, INFERENCE.throughput_warmup, INFERENCE.throughput_calls)
     return {"latency_b1_s": statistics.median(times), "latency_b1_p99_s": float(np.quantile(times, 0.99)),
             "latency_calls": len(times), "predict_batch": len(batch),
             "predict_samples_per_s": len(batch) / statistics.median(batch_times)}
+
+
+def _timed(predict: Predict, x: np.ndarray, warmup: int, calls: int) -> list[float]:
+    """Seconds of each of `calls` calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        predict(x)
+    times = []
+    for _ in range(calls):
+        t = now()
+        predict(x)
+        times.append(now() - t)
+    return times
 
 
 def persist(adapter: Any, task: TaskSpec, cell: Cell, batch: np.ndarray) -> dict[str, dict[str, Any]]:

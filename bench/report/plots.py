@@ -268,7 +268,8 @@ def _render(records: list[Record]) -> list[Plot]:
     out.append(_bar_plot("mfu", "Model FLOPs utilisation (%, median over repeats)", lay,
                          _metric(cells, "mfu", 100.0), lambda v: f"{v:.2g}", "MFU (%)"))
     out.append(_bar_plot("latency", "Batch-1 prediction latency (ms, median of the calls)", lay,
-                         _metric(cells, "latency_b1_s", 1e3), lambda v: f"{v:.2g}", "latency (ms)"))
+                         _metric(cells, "latency_b1_s", 1e3), lambda v: f"{v:.2g}" if v < 100 else f"{v:.0f}",
+                         "latency (ms)"))
     for t in order_tasks({r.task for r in records}):
         optimizers = sorted({r.optimizer for r in records if r.task == t and r.optimizer})
         if len(optimizers) < 2:

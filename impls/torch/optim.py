@@ -19,47 +19,49 @@ def _state(opt: torch.optim.Optimizer, params: list[torch.Tensor], key: str, fil
     return out
 
 
-class AdagradEpsInSqrt(torch.optim.Optimizer):
-    """a = a + g^2 (a starts at initial_accumulator);  w -= lr * g / sqrt(a + eps), with foreach ops."""
+class _EpsInSqrt(torch.optim.Optimizer):
+    """The step loop of the two rules with eps inside the square root, with multi-tensor (foreach) ops:
+    a subclass updates its accumulator in `accumulate`, then w -= lr * g / sqrt(acc + eps)."""
+
+    def accumulate(self, group: dict, params: list[torch.Tensor], grads: list[torch.Tensor]) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, closure: None = None) -> None:  # type: ignore[override]  # no closure: the spec's loop never passes one
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            denom = torch._foreach_add(self.accumulate(group, params, grads), group["eps"])
+            torch._foreach_sqrt_(denom)
+            torch._foreach_addcdiv_(params, grads, denom, value=-group["lr"])
+        return None
+
+
+class AdagradEpsInSqrt(_EpsInSqrt):
+    """a = a + g^2 (a starts at initial_accumulator);  w -= lr * g / sqrt(a + eps)."""
 
     def __init__(self, params, lr: float, initial_accumulator: float, eps: float) -> None:
         super().__init__(params, {"lr": lr, "initial_accumulator": initial_accumulator, "eps": eps})
 
-    @torch.no_grad()
-    def step(self, closure: None = None) -> None:  # type: ignore[override]  # no closure: the spec's loop never passes one
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            grads = [p.grad for p in params]
-            acc = _state(self, params, "sum", group["initial_accumulator"])
-            torch._foreach_addcmul_(acc, grads, grads, value=1.0)
-            denom = torch._foreach_add(acc, group["eps"])
-            torch._foreach_sqrt_(denom)
-            torch._foreach_addcdiv_(params, grads, denom, value=-group["lr"])
-        return None
+    def accumulate(self, group: dict, params: list[torch.Tensor], grads: list[torch.Tensor]) -> list[torch.Tensor]:
+        acc = _state(self, params, "sum", group["initial_accumulator"])
+        torch._foreach_addcmul_(acc, grads, grads, value=1.0)
+        return acc
 
 
-class RMSpropEpsInSqrt(torch.optim.Optimizer):
-    """v = rho*v + (1-rho)*g^2;  w -= lr * g / sqrt(v + eps), with multi-tensor (foreach) ops."""
+class RMSpropEpsInSqrt(_EpsInSqrt):
+    """v = rho*v + (1-rho)*g^2;  w -= lr * g / sqrt(v + eps)."""
 
     def __init__(self, params, lr: float, rho: float, eps: float) -> None:
         super().__init__(params, {"lr": lr, "rho": rho, "eps": eps})
 
-    @torch.no_grad()
-    def step(self, closure: None = None) -> None:  # type: ignore[override]  # no closure: the spec's loop never passes one
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            grads = [p.grad for p in params]
-            square_avg = _state(self, params, "square_avg", 0.0)
-            torch._foreach_mul_(square_avg, group["rho"])
-            torch._foreach_addcmul_(square_avg, grads, grads, value=1.0 - group["rho"])
-            denom = torch._foreach_add(square_avg, group["eps"])
-            torch._foreach_sqrt_(denom)
-            torch._foreach_addcdiv_(params, grads, denom, value=-group["lr"])
-        return None
+    def accumulate(self, group: dict, params: list[torch.Tensor], grads: list[torch.Tensor]) -> list[torch.Tensor]:
+        square_avg = _state(self, params, "square_avg", 0.0)
+        torch._foreach_mul_(square_avg, group["rho"])
+        torch._foreach_addcmul_(square_avg, grads, grads, value=1.0 - group["rho"])
+        return square_avg
 
 
 class AdamWSubtractive(torch.optim.Adam):

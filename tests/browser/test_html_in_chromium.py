@@ -11,7 +11,7 @@ from tests.browser.webdriver import CHROMEDRIVER, CHROMIUM, Browser
 from tests.conftest import ROOT, missing
 
 FIXTURE = ROOT / "tests" / "data" / "smoke_3fw_3tasks_repeats2.jsonl"
-PLOTS = ["accuracy", "train-time", "steady-epoch", "memory", "mfu", "curves-mnist_mlp", "curves-mnist_cnn",
+PLOTS = ["accuracy", "train-time", "steady-epoch", "memory", "mfu", "latency", "curves-mnist_mlp", "curves-mnist_cnn",
          "curves-cats_vs_dogs"]
 COLOURS = {"tf": (0xE6, 0x9F, 0x00), "torch": (0x00, 0x72, 0xB2), "jax": (0x00, 0x9E, 0x73)}
 

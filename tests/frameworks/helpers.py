@@ -62,6 +62,21 @@ def batches(task: TaskSpec, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def train_everywhere(fws: list[str], task: TaskSpec, w: dict[str, np.ndarray],
+                     steps: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float, dict, dict]:
+    """Train `steps` in each framework from `w`: (max |Δ loss|, max |Δ weight| over the framework pairs,
+    losses per framework, final weights per framework)."""
+    losses, final = {}, {}
+    for fw in fws:
+        adapter = built(fw, task, w)
+        losses[fw] = [float(adapter.train_step(x, y)) for x, y in steps]
+        final[fw] = adapter.get_weights()
+    pairs = list(itertools.combinations(fws, 2))
+    loss_gap = max(float(np.abs(np.subtract(losses[a], losses[b])).max()) for a, b in pairs)
+    weight_gap = max(float(np.abs(final[a][k] - final[b][k]).max()) for a, b in pairs for k in w)
+    return loss_gap, weight_gap, losses, final
+
+
 def changed_keys(before: dict[str, np.ndarray], after: dict[str, np.ndarray]) -> set[str]:
     """Neutral weight names whose values differ between two get_weights() snapshots."""
     return {k for k in before if not np.array_equal(before[k], after[k])}

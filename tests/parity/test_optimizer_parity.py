@@ -1,6 +1,5 @@
 """Every optimizer of the axis across the frameworks: the smooth MLP trained 20 steps with each rule from
 the same weights and batches ends with the same losses and weights in every installed framework."""
-import itertools
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ from bench.spec import TASKS
 from bench.spec.optimizer_axis import MNIST_LR
 from bench.spec.optimizers import NAMES, rule
 from tests.conftest import has
-from tests.frameworks.helpers import batches, built, smooth, with_optimizer
+from tests.frameworks.helpers import batches, smooth, train_everywhere, with_optimizer
 
 AVAILABLE = [fw for fw in ("tf", "torch", "jax") if has(fw)]
 pytestmark = [pytest.mark.parity,
@@ -31,15 +30,7 @@ WEIGHT_TOLERANCE = {"sgd": 1.5e-7, "momentum": 2e-7, "nesterov": 3e-7, "adagrad"
 def test_every_optimizer_trains_alike_in_every_framework(name):
     task = with_optimizer(smooth(TASKS["mnist_mlp"]), rule(name, MNIST_LR[name]))  # kink-free: see helpers.smooth
     w = weights.for_verification(weights.init_weights(task, 3), 3)
-    steps = batches(task, STEPS)
-    losses, final = {}, {}
-    for fw in AVAILABLE:
-        adapter = built(fw, task, w)
-        losses[fw] = [float(adapter.train_step(x, y)) for x, y in steps]
-        final[fw] = adapter.get_weights()
-    pairs = list(itertools.combinations(AVAILABLE, 2))
-    loss_gap = max(float(np.abs(np.subtract(losses[a], losses[b])).max()) for a, b in pairs)
-    weight_gap = max(float(np.abs(final[a][k] - final[b][k]).max()) for a, b in pairs for k in w)
+    loss_gap, weight_gap, losses, final = train_everywhere(AVAILABLE, task, w, batches(task, STEPS))
     moved = max(float(np.abs(final[AVAILABLE[0]][k] - w[k]).max()) for k in w)
     print(f"{name}, {STEPS} steps: max |Δ loss| {loss_gap:.1e}, max |Δ weight| {weight_gap:.1e}, moved {moved:.1e}")
     assert loss_gap < LOSS_TOLERANCE and weight_gap < WEIGHT_TOLERANCE[name]

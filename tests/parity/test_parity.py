@@ -8,7 +8,7 @@ from bench import weights
 from bench.harness.adapter import load_adapter
 from bench.spec import TASKS
 from tests.conftest import has
-from tests.frameworks.helpers import batches, built, smoke_data, smooth
+from tests.frameworks.helpers import batches, smoke_data, smooth, train_everywhere
 
 AVAILABLE = [fw for fw in ("tf", "torch", "jax") if has(fw)]
 pytestmark = [pytest.mark.parity,
@@ -47,15 +47,7 @@ def test_cnn_training_agrees_step_by_step():
     """
     task = smooth(TASKS["mnist_cnn"])
     w = weights.for_verification(weights.init_weights(task, 2), 2)
-    steps = batches(task, 5)
-    losses, final = {}, {}
-    for fw in AVAILABLE:
-        adapter = built(fw, task, w)
-        losses[fw] = [float(adapter.train_step(x, y)) for x, y in steps]
-        final[fw] = adapter.get_weights()
-    pairs = list(itertools.combinations(AVAILABLE, 2))
-    loss_gap = max(float(np.abs(np.subtract(losses[a], losses[b])).max()) for a, b in pairs)
-    weight_gap = max(float(np.abs(final[a][k] - final[b][k]).max()) for a, b in pairs for k in w)
+    loss_gap, weight_gap, losses, final = train_everywhere(AVAILABLE, task, w, batches(task, 5))
     print(f"smooth mnist_cnn, 5 steps: max |Δ loss| {loss_gap:.1e}, max |Δ weight| {weight_gap:.1e}")
     assert loss_gap < CNN_STEPS_TOLERANCE["loss"] and weight_gap < CNN_STEPS_TOLERANCE["weights"]
     assert losses[AVAILABLE[0]][-1] < losses[AVAILABLE[0]][0]  # it did train
