@@ -80,6 +80,9 @@ def _run(sub: argparse._SubParsersAction[Parser]) -> None:
     run.add_argument("--optimizer", default=None, metavar="NAME,...|all",
                      help="an optimizer axis: one cell per optimizer, each an exact rule with the task's learning "
                           f"rate for it (docs/optimizers.md): {', '.join(NAMES)}; default: each task's own")
+    run.add_argument("--no-inference", action="store_true",
+                     help="skip what every cell measures after training: prediction latency and throughput, "
+                          "saving and reloading the model (docs/inference.md); training figures are unchanged")
     run.add_argument("--out", type=Path, default=None, help="results folder (default: results/<run id>)")
     run.add_argument("--history", type=Path, nargs="?", const=Path("results/history"), default=None, metavar="DIR",
                      help="also append this run's records to DIR/<machine>.jsonl (default DIR: results/history)")

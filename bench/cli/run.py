@@ -50,7 +50,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
                 same_seed=args.same_seed, mode=args.mode, precision=args.precision)
     opts |= {"train_sizes": train_sizes(args.train_size),
              "baselines": choices(args.baseline, _all_baselines(), "baseline") if args.baseline else (),
-             "optimizers": choices(args.optimizer, NAMES, "optimizer") if args.optimizer else ()}
+             "optimizers": choices(args.optimizer, NAMES, "optimizer") if args.optimizer else (),
+             "inference": not args.no_inference}
     return opts | ({"threads": args.threads} if args.threads else {})
 
 

@@ -30,6 +30,7 @@ class Cell:
     side: str | None = None  # part of the cell key; set on records by `bench ab`, never by a plain run
     train_size: int | None = None  # a size sweep's class-balanced subset (bench/data/subsets.py); None: all
     optimizer: str | None = None  # bench/spec/optimizer_axis.py NAMES (the plan names the task's own); None: baselines
+    inference: bool = True  # measure prediction and saving after training (bench/harness/inference.py)
 
     def label(self) -> str:
         """task/framework/device/seed, the mode and precision named when they are not the default (the

@@ -57,7 +57,8 @@ def run_train(cell: Cell, out: dict[str, Any], notify: Notify) -> None:
     if len(phases) > 1:
         out["phases"] = phases
     out["peak_device_bytes"] = run.adapter.device_peak_bytes()
-    inference.measure(run.adapter, run.task, run.td, cell, out)  # after the peaks: not part of training
+    if cell.inference:
+        inference.measure(run.adapter, run.task, run.td, cell, out)  # after the peaks: not part of training
     efficiency.annotate(out, cell)  # last: the peak microbenchmark must not perturb training or memory peaks
 
 

@@ -52,6 +52,7 @@ class RunConfig:
     train_sizes: tuple[int | None, ...] = (None,)  # a size sweep (bench/data/subsets.py); None: the whole split
     baselines: tuple[str, ...] = ()  # classical baselines by name; (): each task's own (with framework sklearn)
     optimizers: tuple[str, ...] = ()  # bench/spec/optimizer_axis.py names; (): each task's own
+    inference: bool = True  # after training: prediction latency/throughput, save and reload (docs/inference.md)
 
     def __post_init__(self) -> None:
         for what, values, valid in (("task", self.tasks, list(TASKS)),

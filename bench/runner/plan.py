@@ -35,7 +35,7 @@ def _cells(cfg: RunConfig, task_name: str, device: str, repeat: int, size: int |
     common: dict[str, Any] = dict(
         task=task_name, profile=cfg.profile, dataset=cfg.dataset_of(task_name), seed=seed, weights_path=str(path),
         data_root=str(cfg.data_root.resolve()), threads=cfg.threads, kind=kind, run_id=cfg.run_id, repeat=repeat,
-        train_size=size, precision=cfg.precision)
+        train_size=size, precision=cfg.precision, inference=cfg.inference)
     epochs = resolve_epochs(task, cfg.profile, cfg.epochs)
     out = [Cell(**common, framework=fw, device=device, epochs=epochs, mode=resolve_mode(fw, device, cfg.mode),
                 optimizer=opt)

@@ -56,6 +56,8 @@ def test_the_plan_runs_each_optimizer_for_every_framework_and_each_baseline_once
     assert len({c.label() for c in cells}) == len(cells)  # no two cells share a log or cell file
     plain = plan(dataclasses.replace(cfg, optimizers=()))
     assert {c.optimizer for c in plain if c.framework != "sklearn"} == {"rmsprop"}  # named, not None
+    assert all(c.inference for c in cells) and not any(c.inference for c in plan(
+        dataclasses.replace(cfg, inference=False)))  # --no-inference reaches every cell
 
 
 @pytest.mark.parametrize("optimizers,message", [(("sgd", "sgd"), "give each optimizer once"),
