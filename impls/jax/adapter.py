@@ -139,7 +139,7 @@ class Adapter:
 
     def save(self, fmt: str, folder: Path) -> None:
         # The NNX state of parameters and BatchNorm statistics, as flax.serialization writes it (msgpack).
-        state = nnx.state(nnx.merge(self._gdef, self.states[0]), (nnx.Param, nnx.BatchStat))
+        state = self._weights_state()
         (folder / "model.msgpack").write_bytes(serialization.msgpack_serialize(jax.device_get(state.to_pure_dict())))
 
     def load(self, fmt: str, folder: Path) -> Callable[[np.ndarray], np.ndarray]:
@@ -152,8 +152,12 @@ class Adapter:
         pred = jax.jit(functools.partial(_predict, gdef, "__call__"))
         return lambda x: np.asarray(pred(model_state, x), dtype=np.float32)
 
+    def _weights_state(self) -> nnx.State:
+        """The parameters and BatchNorm statistics of the current model state."""
+        return nnx.state(nnx.merge(self._gdef, self.states[0]), (nnx.Param, nnx.BatchStat))
+
     def get_weights(self) -> dict[str, np.ndarray]:
-        flat = nnx.to_flat_state(nnx.state(nnx.merge(self._gdef, self.states[0]), (nnx.Param, nnx.BatchStat)))
+        flat = nnx.to_flat_state(self._weights_state())
         # Copies: the next donated step reuses these device buffers.
         return {neutral_name(p): np.array(v[...], dtype=np.float32, copy=True) for p, v in flat}
 

@@ -1,6 +1,7 @@
 """TensorFlow/Keras 3 adapter: one tf.function train step per phase, with or without XLA, fp32 (TF32 off) or bf16."""
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -121,16 +122,18 @@ class Adapter:
             return self._predict(tf.constant(x))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.array(self.logits(x), dtype=np.float32)
+        return self._numpy(self._predict, x)
+
+    def _numpy(self, fn: Callable[[tf.Tensor], tf.Tensor], x: np.ndarray) -> np.ndarray:
+        with tf.device(self.tf_device):
+            return np.array(fn(tf.constant(x)), dtype=np.float32)
 
     def predict_features(self, x: np.ndarray) -> np.ndarray:
-        with tf.device(self.tf_device):
-            return np.array(self._predict_features(tf.constant(x)), dtype=np.float32)
+        return self._numpy(self._predict_features, x)
 
     def predict_aux(self, x: np.ndarray) -> np.ndarray:
         assert self._predict_aux is not None, "this task has no auxiliary head"
-        with tf.device(self.tf_device):
-            return np.array(self._predict_aux(tf.constant(x)), dtype=np.float32)
+        return self._numpy(self._predict_aux, x)
 
     def inference(self) -> Callable[[np.ndarray], np.ndarray]:
         return self.predict  # a tf.function (XLA where the mode compiles): what predict_on_batch runs
@@ -145,13 +148,7 @@ class Adapter:
         with tf.device(self.tf_device):
             # safe_mode: a lambda or other code in the file is refused, not run
             model = keras.saving.load_model(folder / "model.keras", compile=False, safe_mode=True)
-        fn = tf.function(lambda x: model(x, training=False), jit_compile=self.jit)
-
-        def predict(x: np.ndarray) -> np.ndarray:
-            with tf.device(self.tf_device):
-                return np.array(fn(tf.constant(x)), dtype=np.float32)
-
-        return predict
+        return functools.partial(self._numpy, tf.function(lambda x: model(x, training=False), jit_compile=self.jit))
 
     def get_weights(self) -> dict[str, np.ndarray]:
         return {k: np.array(v.numpy()).reshape(self.shapes[k]) for k, v in self.built.variables.items()}

@@ -1,6 +1,7 @@
 """PyTorch adapter: the spec's model eager or torch.compile'd, fp32 (TF32 off) or bf16 autocast, phased training."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
@@ -110,24 +111,27 @@ class Adapter:
         finally:
             self.model.train()
 
+    def _numpy(self, fn: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray) -> np.ndarray:
+        # .numpy() would share memory with the tensor: copy out explicitly.
+        return self._infer(fn, x).float().cpu().numpy().copy()
+
     def logits(self, x: np.ndarray) -> torch.Tensor:
         """Inference-mode logits as the framework returns them (float32 in both precisions)."""
         return self._infer(self.model, x)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        # .numpy() would share memory with the tensor: copy out explicitly.
-        return self.logits(x).float().cpu().numpy().copy()
+        return self._numpy(self.model, x)
 
     def predict_aux(self, x: np.ndarray) -> np.ndarray:
-        return self._infer(self.model.aux_logits, x).float().cpu().numpy().copy()
+        return self._numpy(self.model.aux_logits, x)
 
     def predict_features(self, x: np.ndarray) -> np.ndarray:
-        return self._infer(self.model.features, x).float().cpu().numpy().copy()
+        return self._numpy(self.model.features, x)
 
     def inference(self) -> Callable[[np.ndarray], np.ndarray]:
         # Compiled mode: a graph of the eval-mode model, compiled after training (never during it).
         fn = torch.compile(self.model, dynamic=False) if self.compiled else self.model
-        return lambda x: self._infer(fn, x).float().cpu().numpy().copy()
+        return functools.partial(self._numpy, fn)
 
     def formats(self) -> tuple[str, ...]:
         return ("state_dict", "export")
@@ -152,12 +156,7 @@ class Adapter:
             module: torch.nn.Module = model.to(self.device, memory_format=self.memory_format).eval()
         else:
             module = torch.export.load(folder / "model.pt2").module()
-
-        def predict(x: np.ndarray) -> np.ndarray:
-            with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                return module(self._x(x)).float().cpu().numpy().copy()
-
-        return predict
+        return functools.partial(self._numpy, module)
 
     def get_weights(self) -> dict[str, np.ndarray]:
         state = self.model.state_dict()
