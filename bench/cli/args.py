@@ -91,6 +91,17 @@ def pythons(text: str | None) -> dict[str, str]:
     return mapping
 
 
+def slurm_options(items: list[str]) -> tuple[tuple[str, str], ...]:
+    """--slurm-opt KEY=VALUE items as (key, value) pairs; a malformed one is one clear error."""
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise UsageError(f"--slurm-opt {item!r} is not KEY=VALUE, e.g. --slurm-opt partition=gpu")
+        out.append((key.strip().replace("-", "_"), value.strip()))
+    return tuple(out)
+
+
 def data_root(arg: Path | None) -> Path:
     from bench.data import default_data_root
 

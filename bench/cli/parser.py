@@ -80,6 +80,14 @@ def _run(sub: argparse._SubParsersAction[Parser]) -> None:
     run.add_argument("--optimizer", default=None, metavar="NAME,...|all",
                      help="an optimizer axis: one cell per optimizer, each an exact rule with the task's learning "
                           f"rate for it (docs/optimizers.md): {', '.join(NAMES)}; default: each task's own")
+    run.add_argument("--devices", type=bounded_int(1, 64), default=1, metavar="N",
+                     help="train every network cell data-parallel on N devices of its kind (torchrun, "
+                          "MirroredStrategy, a JAX mesh); N divides each batch (default: 1; docs/distributed.md)")
+    run.add_argument("--executor", default="local", metavar="local|slurm",
+                     help="local: each cell a subprocess here (default); slurm: each cell a SLURM job through "
+                          "submitit (docs/cluster.md)")
+    run.add_argument("--slurm-opt", action="append", default=[], metavar="KEY=VALUE",
+                     help="a SLURM option for every job, e.g. partition=gpu, account=ml, exclusive=false (repeatable)")
     run.add_argument("--no-inference", action="store_true",
                      help="skip what every cell measures after training: prediction latency and throughput, "
                           "saving and reloading the model (docs/inference.md); training figures are unchanged")

@@ -8,7 +8,7 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import data, machine, records
-from bench.cli.args import choices, data_root, frameworks, pythons, train_sizes, writable_folder
+from bench.cli.args import choices, data_root, frameworks, pythons, slurm_options, train_sizes, writable_folder
 from bench.cli.console import err_console, out_console, warn_all
 from bench.data import subsets
 from bench.errors import UsageError
@@ -51,7 +51,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     opts |= {"train_sizes": train_sizes(args.train_size),
              "baselines": choices(args.baseline, _all_baselines(), "baseline") if args.baseline else (),
              "optimizers": choices(args.optimizer, NAMES, "optimizer") if args.optimizer else (),
-             "inference": not args.no_inference}
+             "inference": not args.no_inference, "n_devices": args.devices, "executor": args.executor,
+             "slurm_options": slurm_options(args.slurm_opt)}
     return opts | ({"threads": args.threads} if args.threads else {})
 
 
@@ -131,7 +132,7 @@ def _train(cfg: RunConfig, n_cells: int, skip: set[tuple[Any, ...]]) -> tuple[li
         detail = (f"accuracy {100 * rec.test_accuracy:.2f} %, train {rec.train_time_s:.1f} s"
                   if rec.status == "ok" and rec.test_accuracy is not None and rec.train_time_s is not None
                   else (rec.error or "").splitlines()[0][:160] if rec.error else "")
-        name = modes.label(rec.framework, rec.device, rec.mode, rec.precision)
+        name = modes.label(rec.framework, rec.device, rec.mode, rec.precision, rec.devices)
         size = f" n={rec.train_size:,}" if rec.train_size else ""
         size += f" {rec.optimizer}" if optimizer_axis.off_default(rec.task, rec.optimizer) else ""
         progress.console.print(f"{rec.task}{size}/{name}/{rec.device}: {mark} {detail}", highlight=False)

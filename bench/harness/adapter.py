@@ -39,12 +39,16 @@ class Adapter(Protocol):
         """Framework package versions, for the record."""
 
     def build(self, task: TaskSpec, weights: dict[str, np.ndarray], device: str, seed: int,
-              mode: str = "default", precision: str = "fp32") -> None:
+              mode: str = "default", precision: str = "fp32", devices: int = 1) -> None:
         """Build the spec's model on `device` from the neutral weights (bench/spec/shapes.py layout).
 
         `seed` drives only the framework's own dropout RNG. `mode` (eager | compiled | default) and
-        `precision` (fp32 | bf16): bench/spec/modes.py. Raises DeviceUnavailable when the device is
-        absent, NotApplicable for a mode the framework lacks. No phase is set: call set_phase().
+        `precision` (fp32 | bf16): bench/spec/modes.py. `devices` > 1: train data-parallel on that many
+        devices of the kind with the framework's own engine (docs/distributed.md): train_step still gets
+        the global batch and returns the global mean loss; each device computes batch/devices of it, the
+        gradients are averaged over all of them; settings() then names the engine under "launcher".
+        Raises DeviceUnavailable when the device (or N of them) is absent, NotApplicable for a mode the
+        framework lacks. No phase is set: call set_phase().
         """
 
     def set_phase(self, index: int) -> None:

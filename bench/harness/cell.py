@@ -31,12 +31,13 @@ class Cell:
     train_size: int | None = None  # a size sweep's class-balanced subset (bench/data/subsets.py); None: all
     optimizer: str | None = None  # bench/spec/optimizer_axis.py NAMES (the plan names the task's own); None: baselines
     inference: bool = True  # measure prediction and saving after training (bench/harness/inference.py)
+    devices: int = 1  # data-parallel over this many devices of kind `device` (docs/distributed.md)
 
     def label(self) -> str:
         """task/framework/device/seed, the mode and precision named when they are not the default (the
         logs and cell files of two variants must not overwrite each other)."""
-        fw = label(self.framework, self.device, self.mode, self.precision)
-        fw = fw.replace(" (", "-").replace(", ", "-").rstrip(")")
+        fw = label(self.framework, self.device, self.mode, self.precision, self.devices)
+        fw = fw.replace(" (", "-").replace(", ", "-").rstrip(")").replace(" ×", "-x")
         size = f"/n{self.train_size}" if self.train_size else ""
         other = optimizer_axis.off_default(self.task, self.optimizer)
         size += f"/{other}" if other else ""

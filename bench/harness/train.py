@@ -8,7 +8,7 @@ from typing import Any
 
 from bench import data, weights
 from bench.data import TaskData, subsets
-from bench.harness import efficiency, inference, loop, memory, slowdown
+from bench.harness import efficiency, inference, loop, memory, ranks, slowdown
 from bench.harness.adapter import load_adapter
 from bench.harness.cell import Cell
 from bench.harness.evaluate import evaluate
@@ -57,6 +57,8 @@ def run_train(cell: Cell, out: dict[str, Any], notify: Notify) -> None:
     if len(phases) > 1:
         out["phases"] = phases
     out["peak_device_bytes"] = run.adapter.device_peak_bytes()
+    if not ranks.primary():
+        return  # the other ranks of a data-parallel cell trained; rank 0 measures the rest alone
     if cell.inference:
         inference.measure(run.adapter, run.task, run.td, cell, out)  # after the peaks: not part of training
     efficiency.annotate(out, cell)  # last: the peak microbenchmark must not perturb training or memory peaks
@@ -72,9 +74,11 @@ def setup(cell: Cell, out: dict[str, Any], notify: Notify) -> Run:
     td = subsets.apply(data.load(task, cell.dataset, task.profiles[cell.profile], Path(cell.data_root)),
                        cell.train_size, cell.seed, task.batch_size)
     w = weights.load(Path(cell.weights_path), task)
-    adapter.build(task, w, cell.device, cell.seed, mode=cell.mode, precision=cell.precision)
+    adapter.build(task, w, cell.device, cell.seed, mode=cell.mode, precision=cell.precision, devices=cell.devices)
     prefetch = task.measurement.prefetch(cell.device)
-    out["settings"] = {**adapter.settings(), "input": loop.input_setting(prefetch)}
+    settings = adapter.settings()
+    out["launcher"] = settings.pop("launcher", "one process, one device")
+    out["settings"] = {**settings, "input": loop.input_setting(prefetch)}
     hook = slowdown.apply(adapter, cell.framework)
     if hook:
         out["settings"]["test_slowdown"] = hook

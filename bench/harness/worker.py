@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.files import write_atomic
+from bench.harness import ranks
 from bench.harness.cell import Cell
 from bench.spec.sweep import BASELINE
 
@@ -118,10 +119,13 @@ def main(argv: list[str]) -> int:
     die_with_runner()
     cell = Cell(**json.loads(Path(argv[0]).read_text()))
     if cell.threads:
-        # JAX has no thread-count flag: pinning the process to N cores is what bounds it.
+        # JAX has no thread-count flag: pinning the process to N cores is what bounds it. torchrun's
+        # ranks share the cell's N cores, a slice each.
         cpus = sorted(os.sched_getaffinity(0))
-        if cell.threads < len(cpus):
-            os.sched_setaffinity(0, cpus[: cell.threads])
+        share = ranks.cpu_share(cpus, cell.threads)
+        if share != cpus:
+            os.sched_setaffinity(0, share)
+    notify = emit if ranks.primary() else _quiet  # rank 0 speaks for a data-parallel cell
     # numpy's too: the worker's interpreter may have its own (bench ab compares interpreters)
     out: dict[str, Any] = {"started_at": _now(), "status": "ok",
                            "versions": {"python": platform.python_version(), "numpy": metadata.version("numpy")}}
@@ -131,19 +135,26 @@ def main(argv: list[str]) -> int:
         elif cell.framework == BASELINE:
             from bench.harness.classical import run_baseline
 
-            run_baseline(cell, out, emit)
+            run_baseline(cell, out, notify)
         else:
             from bench.harness.train import run_train  # inside the try: a broken install is a failed cell too
 
-            run_train(cell, out, emit)
+            run_train(cell, out, notify)
     except BaseException as exc:  # noqa: BLE001 - the worker reports every failure as data
         out["status"], out["error"] = classify(exc, cell.framework)
         out["traceback"] = traceback.format_exc() if out["status"] == "failed" else None
         if isinstance(exc, KeyboardInterrupt):
             out["error"] = "interrupted"
     out["finished_at"] = _now()
+    if not ranks.primary():
+        # A failed rank exits non-zero so that torchrun ends the others (they wait in a collective).
+        return 1 if out["status"] == "failed" else 0
     write_json(Path(argv[1]), out)
-    return 0
+    return 1 if ranks.world() > 1 and out["status"] == "failed" else 0
+
+
+def _quiet(event: str, **fields: Any) -> None:
+    """The events of a rank other than 0: nobody reads them."""
 
 
 if __name__ == "__main__":

@@ -151,7 +151,8 @@ def shown(cell: tuple, key: tuple[str, ...] = GROUP_KEY) -> tuple[str, str, str]
     size = cell[key.index("train_size")] if "train_size" in key else None
     other = optimizer_axis.off_default(task, cell[key.index("optimizer")]) if "optimizer" in key else None
     task_label = " ".join(filter(None, (task, f"n={size:,}" if size else "", other)))
-    return task_label, label(fw, dev, mode, precision), dev
+    devices = cell[key.index("devices")] if "devices" in key else 1
+    return task_label, label(fw, dev, mode, precision, devices), dev
 
 
 def fmt_value(v: float | None) -> str:

@@ -36,6 +36,11 @@ class Record:
     train_passes: int | None = None  # shuffled copies of that subset per epoch (equal steps for every size)
     # bench/spec/optimizer_axis.py; None in a record made before --optimizer: the task's own then. None: baselines.
     optimizer: str | None = None
+    # Data-parallel training (docs/distributed.md): devices of kind `device`, each taking batch/devices of
+    # every global batch; the launcher in the framework's own words. Records from before: 1 device.
+    devices: int = 1
+    per_device_batch: int | None = None
+    launcher: str | None = None
     schema_version: int = SCHEMA_VERSION
     error: str | None = None
     traceback: str | None = None
@@ -167,7 +172,7 @@ def _fits(value: Any, annotation: str) -> bool:
 # What makes two records the same cell (resume, latest) and, without seed and repeat, the same row of a
 # report or comparison: a median is never taken over different tasks, devices, modes, data or epochs.
 CELL_KEY = ("task", "framework", "device", "mode", "precision", "profile", "dataset", "seed", "repeat", "epochs",
-            "side", "train_size", "optimizer")
+            "side", "train_size", "optimizer", "devices")
 GROUP_KEY = tuple(k for k in CELL_KEY if k not in ("seed", "repeat"))
 
 

@@ -42,7 +42,8 @@ def bench_name(r: Record) -> str:
     """'mnist_mlp/torch/cpu (smoke)', the mode and precision named off their defaults, a sweep's size too."""
     size = f", n={r.train_size}" if r.train_size else ""
     size += f", {r.optimizer}" if optimizer_axis.off_default(r.task, r.optimizer) else ""
-    return f"{r.task}/{label(r.framework, r.device, r.mode, r.precision)}/{r.device} ({r.profile}, {r.dataset}{size})"
+    fw = label(r.framework, r.device, r.mode, r.precision, r.devices)
+    return f"{r.task}/{fw}/{r.device} ({r.profile}, {r.dataset}{size})"
 
 
 def latest_runs(recs: list[Record]) -> dict[str, list[Record]]:

@@ -16,6 +16,8 @@ from bench.spec.sweep import BASELINE
 
 MAX_SEED = 2**32 - 1
 MAX_REPEATS = 100
+MAX_DEVICES = 64
+EXECUTORS = ("local", "slurm")
 
 
 def new_run_id() -> str:
@@ -53,6 +55,9 @@ class RunConfig:
     baselines: tuple[str, ...] = ()  # classical baselines by name; (): each task's own (with framework sklearn)
     optimizers: tuple[str, ...] = ()  # bench/spec/optimizer_axis.py names; (): each task's own
     inference: bool = True  # after training: prediction latency/throughput, save and reload (docs/inference.md)
+    n_devices: int = 1  # data-parallel width of every network cell (docs/distributed.md); 1: one device
+    executor: str = "local"  # local: a subprocess per cell; slurm: a SLURM job per cell (docs/cluster.md)
+    slurm_options: tuple[tuple[str, str], ...] = ()  # --slurm-opt KEY=VALUE, passed to submitit
 
     def __post_init__(self) -> None:
         for what, values, valid in (("task", self.tasks, list(TASKS)),
@@ -72,6 +77,7 @@ class RunConfig:
             _one_of("optimizer", name, NAMES, "optimizer")
         if len(set(self.optimizers)) != len(self.optimizers):
             raise UsageError("--optimizer: give each optimizer once, e.g. sgd,adam")
+        self._check_parallel()
 
     def _check_dataset(self) -> None:
         if self.dataset is None:
@@ -107,6 +113,21 @@ class RunConfig:
                 served = [b.name for b in sweep.baselines(t)]
                 if name not in served:
                     raise UsageError(f"--baseline {name} does not serve task {t}; its baselines: {', '.join(served)}")
+
+    def _check_parallel(self) -> None:
+        if not 1 <= self.n_devices <= MAX_DEVICES:
+            raise UsageError(f"--devices {self.n_devices} is outside 1..{MAX_DEVICES}")
+        for t in self.tasks:  # the global batch stays the spec's: every device takes an equal share
+            batch = TASKS[t].batch_size
+            if batch % self.n_devices:
+                raise UsageError(f"--devices {self.n_devices} does not divide {t}'s batch of {batch}: "
+                                 f"choose a divisor of {batch} (e.g. 2 or 4)")
+        if self.n_devices > 1 and self.threads < self.n_devices and "cpu" in self.devices:
+            raise UsageError(f"--devices {self.n_devices} on the CPU needs at least one thread per device; "
+                             f"--threads is {self.threads}")
+        _one_of("executor", self.executor, EXECUTORS, "executor")
+        if self.slurm_options and self.executor != "slurm":
+            raise UsageError("--slurm-opt needs --executor slurm")
 
     def baselines_of(self, task: str) -> tuple[str, ...]:
         """The classical baselines a task runs: the chosen ones, else all it has."""

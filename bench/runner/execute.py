@@ -23,12 +23,11 @@ from bench.harness.cell import Cell
 from bench.harness.worker import EVENT_PREFIX
 from bench.records import FIELDS, Record
 from bench.runner.config import RunConfig
-from bench.runner.isolation import worker_env
+from bench.runner.isolation import worker_argv, worker_env
 from bench.spec import TASKS, optimizer_axis, spec_hash
 
 EventHandler = Callable[[Cell, dict[str, Any]], None]
 LOG_TAIL_LINES = 15
-WORKER = "bench.harness.worker"
 
 
 class Interrupted(Exception):
@@ -63,11 +62,12 @@ def run_cell(cell: Cell, cfg: RunConfig, on_event: EventHandler | None = None) -
             "dataset": cell.dataset, "seed": cell.seed, "repeat": cell.repeat, "epochs": cell.epochs,
             "train_size": cell.train_size, "run_id": cell.run_id, "mode": cell.mode, "precision": cell.precision,
             "optimizer": cell.optimizer, "spec_hash": spec_hash(optimizer_axis.apply(TASKS[cell.task], cell.optimizer)),
-            "threads": cell.threads,
+            "threads": cell.threads, "devices": cell.devices,
+            "per_device_batch": TASKS[cell.task].batch_size // cell.devices if cell.optimizer else None,
             "env": {**machine.describe(), "python_executable": python}}
     start = time.monotonic()
     with open(log_path, "wb") as log:
-        outcome = _run_worker([python, "-m", WORKER, str(cell_path), str(result_path)], cell, cfg, log, on_event)
+        outcome = _run_worker(worker_argv(cell, python, str(cell_path), str(result_path)), cell, cfg, log, on_event)
     wall = time.monotonic() - start
     body = _result(result_path, log_path, outcome, python)
     rss = outcome.rss
@@ -141,14 +141,18 @@ def _exit_error(code: int, rss: int) -> str | None:
 
 def _result(result_path: Path, log_path: Path, outcome: Outcome, python: str) -> dict[str, Any]:
     """The worker's result; or, when there is none, a failure naming the cause the log shows."""
-    error = outcome.error
+    error, body = outcome.error, None
     if error is None and result_path.exists():
         try:
-            body: dict[str, Any] = json.loads(result_path.read_text())
-            return body
+            body = json.loads(result_path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             error = f"unreadable worker result ({exc})"
-    error = error or "worker wrote no result"
+    failed_rank = _failed_rank(log_path)
+    if isinstance(body, dict):
+        if failed_rank and body.get("status") == "failed":  # rank 0's own error is often the consequence
+            body["error"] = f"{failed_rank}; rank 0 saw: {body.get('error')}"
+        return body
+    error = f"{failed_rank} ({error or 'no result'})" if failed_rank else error or "worker wrote no result"
     tail = _log_tail(log_path)
     missing = re.search(r"ModuleNotFoundError: No module named '([\w.]+)'", tail)
     if missing and not result_path.exists():  # died importing bench's own dependencies
@@ -158,6 +162,24 @@ def _result(result_path: Path, log_path: Path, outcome: Outcome, python: str) ->
         # A C++ allocation failure aborts (SIGABRT) before Python can report it: name the cause.
         error += " (out of memory: an allocation failed; the worker hit its memory or address-space limit)"
     return {"status": "failed", "error": error + (f"; log tail:\n{tail}" if tail else "")}
+
+
+def _failed_rank(log_path: Path) -> str | None:
+    """torchrun's own account of the first rank that failed ("Root Cause" in its summary), in one line."""
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        return None
+    head, _, cause = text.rpartition("Root Cause (first observed failure):")
+    found = head and re.search(r"rank\s*:\s*(\d+).*?exitcode\s*:\s*(-?\d+).*?traceback\s*:\s*(.*?)\n", cause, re.S)
+    if not found:
+        return None
+    rank, code, why = found.group(1), int(found.group(2)), found.group(3).strip()
+    if code < 0:
+        why = f"killed by signal {signal.Signals(-code).name}"
+    elif why.startswith("To enable traceback"):  # torchrun's placeholder: the rank's error is in the log
+        why = f"exited with code {code}"
+    return f"rank {rank} failed first: {why}"
 
 
 def _pump(stream: Any, events: queue.Queue[dict[str, Any]], log: Any) -> None:

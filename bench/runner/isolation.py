@@ -8,6 +8,19 @@ from bench.harness.cell import Cell
 from bench.harness.worker import PARENT_ENV
 from bench.spec.modes import autotune_env
 
+HOST_DEVICES = "--xla_force_host_platform_device_count"
+TORCHRUN = "torch.distributed.run"
+
+
+def worker_argv(cell: Cell, python: str, cell_path: str, result_path: str) -> list[str]:
+    """The worker's command: one process; for a data-parallel torch cell, torchrun starting one per device
+    (a private rendezvous on a free local port; no restarts: a failed rank fails the cell)."""
+    worker = ["-m", "bench.harness.worker", cell_path, result_path]
+    if cell.framework == "torch" and cell.devices > 1:
+        return [python, "-m", TORCHRUN, "--standalone", f"--nproc-per-node={cell.devices}", "--max-restarts=0",
+                *worker]
+    return [python, *worker]
+
 
 def worker_env(cell: Cell, base: dict[str, str] | None = None) -> dict[str, str]:
     """The child's environment: `base` (default: this process's) with bench's settings over it."""
@@ -29,6 +42,13 @@ def worker_env(cell: Cell, base: dict[str, str] | None = None) -> dict[str, str]
     if cell.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""  # CPU cells must not touch (or allocate on) a GPU
         env["JAX_PLATFORMS"] = "cpu"
+        if cell.devices > 1 and cell.framework == "jax":  # N host devices: read once, at JAX's import
+            flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith(HOST_DEVICES)]
+            env["XLA_FLAGS"] = " ".join([*flags, f"{HOST_DEVICES}={cell.devices}"])
+        if cell.devices > 1 and cell.framework == "torch":  # N processes share the cell's threads
+            per = str(max(1, int(n) // cell.devices))
+            env.update({k: per for k in ("BENCH_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                         "OPENBLAS_NUM_THREADS")})
     else:
         env.pop("JAX_PLATFORMS", None)
         env.update(autotune_env(env))  # one GPU autotuning policy for all three: on

@@ -38,7 +38,7 @@ def _cells(cfg: RunConfig, task_name: str, device: str, repeat: int, size: int |
         train_size=size, precision=cfg.precision, inference=cfg.inference)
     epochs = resolve_epochs(task, cfg.profile, cfg.epochs)
     out = [Cell(**common, framework=fw, device=device, epochs=epochs, mode=resolve_mode(fw, device, cfg.mode),
-                optimizer=opt)
+                optimizer=opt, devices=cfg.n_devices)
            for opt in cfg.optimizers_of(task_name) for fw in cfg.frameworks if fw != BASELINE]
     if BASELINE in cfg.frameworks and device == cfg.devices[0]:  # no optimizer: one fit each
         out += [Cell(**common, framework=BASELINE, device="cpu", epochs=0, mode=b) for b in cfg.baselines_of(task_name)]

@@ -63,6 +63,7 @@ def framework_labels(records: Iterable[Any]) -> list[str]:
     # a classical baseline is named by its estimator: 'sklearn svm'
     names = [f"{BASELINE} {r.mode}" if r.framework == BASELINE else f"{r.framework} ({variant(r)})"
              if r.framework in mixed else r.framework for r in recs]
+    names = [n + (f" ×{r.devices}" if getattr(r, "devices", 1) > 1 else "") for n, r in zip(names, recs)]
     return [f"{n} · {r.side}" if getattr(r, "side", None) else n for n, r in zip(names, recs)]  # bench ab's sides
 
 
@@ -89,13 +90,15 @@ def summary(records: Iterable[Any]) -> str:
     return line + (f"; input: {'; '.join(sorted(inputs))}" if inputs else "")
 
 
-def label(framework: str, device: str, mode: str | None, precision: str) -> str:
-    """'torch (compiled, bf16)', or the plain name for the framework's default mode in fp32; 'sklearn svm'."""
+def label(framework: str, device: str, mode: str | None, precision: str, devices: int = 1) -> str:
+    """'torch (compiled, bf16)', or the plain name for the framework's default mode in fp32; 'sklearn svm';
+    ' ×2' after it when the cell trained data-parallel on 2 devices."""
     if framework == BASELINE:
         return f"{framework} {mode}"
+    width = f" ×{devices}" if devices > 1 else ""
     if mode in (None, "default", resolve_mode(framework, device, "default")) and precision == "fp32":
-        return framework
-    return f"{framework} ({mode}, {precision})"
+        return framework + width
+    return f"{framework} ({mode}, {precision}){width}"
 
 
 def ordered(labels: Iterable[str], frameworks: tuple[str, ...]) -> list[str]:

@@ -56,7 +56,7 @@ class Adapter:
                 "flax": flax.__version__, "optax": optax.__version__}
 
     def build(self, task: TaskSpec, weights: dict[str, np.ndarray], device: str, seed: int,
-              mode: str = "default", precision: str = "fp32") -> None:
+              mode: str = "default", precision: str = "fp32", devices: int = 1) -> None:
         self._settings, self.precision, self.seed = configure(device, mode, precision), precision, seed
         self.device = select_device(device)
         self.task, self.loss = task, loss_fn(task.loss)

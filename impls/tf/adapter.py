@@ -38,7 +38,7 @@ class Adapter:
         return {"tensorflow": tf.__version__, "keras": keras.__version__}
 
     def build(self, task: TaskSpec, weights: dict[str, np.ndarray], device: str, seed: int,
-              mode: str = "default", precision: str = "fp32") -> None:
+              mode: str = "default", precision: str = "fp32", devices: int = 1) -> None:
         self.tf_device = select_device(device)
         self.on_gpu = device == "gpu"
         self.jit, self._settings = configure(device, mode, precision)

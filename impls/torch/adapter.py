@@ -35,7 +35,7 @@ class Adapter:
         return v
 
     def build(self, task: TaskSpec, weights: dict[str, np.ndarray], device: str, seed: int,
-              mode: str = "default", precision: str = "fp32") -> None:
+              mode: str = "default", precision: str = "fp32", devices: int = 1) -> None:
         self.device = select_device(device)
         self.compiled, self._settings = configure(self.device, mode, precision)
         self.bf16 = precision == "bf16"
