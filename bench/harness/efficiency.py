@@ -195,6 +195,12 @@ def annotate(out: dict[str, Any], cell: Any) -> None:
     if peak is None:
         peak = nominal_used
         source = f"nominal {nominal['device']} {precision}" if nominal and nominal_used else None
+    # Data-parallel on N GPUs: N times one GPU's peak (N CPU "devices" share the same cores: one peak).
+    width = getattr(cell, "devices", 1) if cell.device == "gpu" else 1
+    if width > 1:
+        peak = peak * width if peak else peak
+        nominal_used = nominal_used * width if nominal_used else nominal_used
+        source = f"{source} x {width} devices" if source else source
     out.update(flops_per_sample=flops["train"], peak_flops=peak, peak_source=source, peaks=peaks,
                nominal_peak_flops=nominal_used)
     for target, per_sample in targets:

@@ -6,7 +6,7 @@ import html
 import re
 
 from bench.records import Record
-from bench.report import sweep_plots
+from bench.report import scaling, sweep_plots
 from bench.report.markdown import markdown_report
 from bench.report.plots import Plot, colour, render
 from bench.spec import FRAMEWORKS
@@ -113,7 +113,8 @@ def html_report(records: list[Record], problems: list[str] | None = None, extra:
     """The whole page: the Markdown report's blocks, the plots (then `extra` ones) after the comparison table."""
     blocks = markdown_blocks(markdown_report(records, problems))
     names = {r.framework for r in records}
-    section = plots_section(render(records) + sweep_plots.render(records) + list(extra or []),
+    pictures = render(records) + sweep_plots.render(records) + [p for p in [scaling.plot(records)] if p]
+    section = plots_section(pictures + list(extra or []),
                             [f for f in FRAMEWORKS if f in names] + sorted(names - set(FRAMEWORKS)))
     first_table = next((n for n, (kind, _) in enumerate(blocks) if kind == "table"), len(blocks) - 1)
     parts = [b for _, b in blocks[: first_table + 1]] + [section] + [b for _, b in blocks[first_table + 1:]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from bench.records import Record, summarize
-from bench.report import inference, optimizers, sweep
+from bench.report import inference, optimizers, scaling, sweep
 from bench.report.tables import fmt_mfu, fmt_pct, fmt_s, fmt_step, markdown_table, table_rows
 from bench.spec import TASKS, modes
 
@@ -119,6 +119,7 @@ def markdown_report(records: list[Record], problems: list[str] | None = None) ->
     out += sweep.markdown_section(records)
     out += optimizers.markdown_section(records)
     out += inference.markdown_section(records)
+    out += scaling.markdown_section(records)
     bad = [r for r in records if r.status != "ok"]
     if bad:
         out += ["## Cells that did not run", ""]

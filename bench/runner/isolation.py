@@ -12,14 +12,17 @@ HOST_DEVICES = "--xla_force_host_platform_device_count"
 TORCHRUN = "torch.distributed.run"
 
 
-def worker_argv(cell: Cell, python: str, cell_path: str, result_path: str) -> list[str]:
-    """The worker's command: one process; for a data-parallel torch cell, torchrun starting one per device
-    (a private rendezvous on a free local port; no restarts: a failed rank fails the cell)."""
-    worker = ["-m", "bench.harness.worker", cell_path, result_path]
+def launcher(cell: Cell, python: str) -> list[str]:
+    """What runs a cell's Python module: the interpreter; for a data-parallel torch cell, torchrun starting
+    one process per device (a private rendezvous on a free local port; no restarts: a failed rank fails
+    the cell)."""
     if cell.framework == "torch" and cell.devices > 1:
-        return [python, "-m", TORCHRUN, "--standalone", f"--nproc-per-node={cell.devices}", "--max-restarts=0",
-                *worker]
-    return [python, *worker]
+        return [python, "-m", TORCHRUN, "--standalone", f"--nproc-per-node={cell.devices}", "--max-restarts=0"]
+    return [python]
+
+
+def worker_argv(cell: Cell, python: str, cell_path: str, result_path: str) -> list[str]:
+    return [*launcher(cell, python), "-m", "bench.harness.worker", cell_path, result_path]
 
 
 def worker_env(cell: Cell, base: dict[str, str] | None = None) -> dict[str, str]:

@@ -17,6 +17,7 @@ from bench.spec.shapes import BN_STATISTICS, is_trainable
 from impls.jax.device import configure, device_name, device_peak_bytes, select_device
 from impls.jax.layers import Net, dropouts, neutral_name
 from impls.jax.optim import build_tx
+from impls.jax.parallel import data_mesh, launcher_words, replicated, step_shardings
 
 
 def loss_fn(loss: LossType) -> Callable[[jax.Array, jax.Array], jax.Array]:
@@ -59,6 +60,11 @@ class Adapter:
               mode: str = "default", precision: str = "fp32", devices: int = 1) -> None:
         self._settings, self.precision, self.seed = configure(device, mode, precision), precision, seed
         self.device = select_device(device)
+        # Data-parallel: the state replicated on every device of a 1-D mesh, each batch split along it.
+        self.mesh = data_mesh(device, devices) if devices > 1 else None
+        self._place: Any = replicated(self.mesh) if self.mesh else self.device
+        if self.mesh:
+            self._settings["launcher"] = launcher_words(self.mesh)
         self.task, self.loss = task, loss_fn(task.loss)
         model = self._abstract()
         named = {neutral_name(p): v for p, v in nnx.to_flat_state(nnx.state(model, (nnx.Param, nnx.BatchStat)))}
@@ -67,7 +73,7 @@ class Adapter:
             var.set_value(jax.device_put(np.asarray(weights[name], np.float32), self.device))
         self._gdef, model_state = nnx.split(model)
         self._sizes = {n: int(np.prod(v.shape)) for n, v in named.items() if not n.endswith(BN_STATISTICS)}
-        self.states = (jax.device_put(model_state, self.device), None)
+        self.states = (jax.device_put(model_state, self._place), None)
         self._pred = jax.jit(functools.partial(_predict, self._gdef, "__call__"))
         self._pred_aux = jax.jit(functools.partial(_predict, self._gdef, "aux_logits")) if task.aux_head else None
         self._pred_features = jax.jit(functools.partial(_predict, self._gdef, "features"))
@@ -95,9 +101,10 @@ class Adapter:
         with jax.default_device(self.device):
             opt = nnx.Optimizer(model, build_tx(phase.optimizer), wrt=wrt)  # state for the trainable set only
             gdef_opt, opt_state = nnx.split(opt)
-        self.states = (self.states[0], jax.device_put(opt_state, self.device))
+        self.states = (self.states[0], jax.device_put(opt_state, self._place))
         # Donating the state lets XLA update the parameters in place instead of copying them each step.
-        self.step = jax.jit(functools.partial(_train, self._gdef, gdef_opt, wrt, self.loss), donate_argnums=0)
+        train = functools.partial(_train, self._gdef, gdef_opt, wrt, self.loss)
+        self.step = jax.jit(train, donate_argnums=0, **step_shardings(self.mesh))
 
     def settings(self) -> dict[str, str]:
         return dict(self._settings)

@@ -1,0 +1,82 @@
+"""Data-parallel scaling in a report: throughput per device count, speed-up and scaling efficiency
+(throughput at N / (N x throughput at 1)) where both were run, and a plot of throughput against N."""
+from __future__ import annotations
+
+import re
+import statistics
+from collections import defaultdict
+
+from bench.records import Record
+from bench.report.plots import Plot, colour, figure, number, to_plot
+from bench.report.tables import markdown_table, row_keys
+
+Row = tuple[str, str, str]  # task label, framework label without the device count, device
+WIDTH = re.compile(r" ×\d+$")
+
+
+def throughputs(records: list[Record]) -> dict[Row, dict[int, list[Record]]]:
+    """Ok network records by row and device count; only rows of which some ran on more than one device."""
+    out: dict[Row, dict[int, list[Record]]] = defaultdict(lambda: defaultdict(list))
+    for r, (task, fw, dev) in zip(records, row_keys(records)):
+        if r.status == "ok" and number(r.samples_per_s):
+            out[(task, WIDTH.sub("", fw), dev)][r.devices].append(r)
+    return {k: dict(sorted(v.items())) for k, v in out.items() if max(v) > 1}
+
+
+def _median(rs: list[Record], field: str) -> float | None:
+    vals = [v for r in rs if (v := number(getattr(r, field))) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def efficiency(by_n: dict[int, list[Record]], n: int) -> float | None:
+    """Throughput at n over n times the throughput at 1 device (None when 1 device was not run)."""
+    one, at_n = _median(by_n.get(1, []), "samples_per_s"), _median(by_n[n], "samples_per_s")
+    return at_n / (n * one) if one and at_n else None
+
+
+def markdown_section(records: list[Record]) -> list[str]:
+    rows = []
+    for (task, fw, dev), by_n in throughputs(records).items():
+        one = _median(by_n.get(1, []), "samples_per_s")
+        for n, rs in by_n.items():
+            thr, step, eff = _median(rs, "samples_per_s"), _median(rs, "steady_step_s"), efficiency(by_n, n)
+            rows.append([task, fw, dev, str(n), str(rs[0].per_device_batch or "–"),
+                         "–" if step is None else f"{1e3 * step:.3g}", f"{thr:,.0f}" if thr else "–",
+                         f"{thr / one:.2f}×" if thr and one else "–", "–" if eff is None else f"{100 * eff:.0f} %"])
+    if not rows:
+        return []
+    return ["## Data-parallel scaling", "",
+            markdown_table(["task", "framework", "device", "devices", "per-device batch", "steady step ms",
+                            "samples/s", "speed-up", "scaling efficiency"], rows), "", NOTES, ""]
+
+
+NOTES = """\
+Data-parallel cells (`--devices N`) train the spec's global batch split over N devices (torch:
+DistributedDataParallel under torchrun; TensorFlow: MirroredStrategy; JAX: one jit over a device mesh).
+Scaling efficiency = samples/s at N / (N × samples/s at 1 device), medians over repeats. On a CPU, the
+N "devices" share the same cores (the cell's thread budget is split, not multiplied): expect no speed-up
+there; it proves the training is the same, not that it is faster (docs/distributed.md)."""
+
+
+def plot(records: list[Record]) -> Plot | None:
+    """Samples/s against the device count, one line per row, the ideal (linear from 1 device) dashed."""
+    rows = throughputs(records)
+    if not rows:
+        return None
+    fig, (ax,) = figure(6.4, 3.6)
+    said = []
+    for (task, fw, dev), by_n in rows.items():
+        ns = list(by_n)
+        thr = [_median(by_n[n], "samples_per_s") or 0.0 for n in ns]
+        base = fw.split(" ")[0]
+        ax.plot(ns, thr, "-o", color=colour(base), label=f"{task} {fw} {dev}", linewidth=1.2, markersize=4)
+        if 1 in by_n:
+            ax.plot(ns, [thr[0] * n for n in ns], "--", color=colour(base), linewidth=0.8, alpha=0.6)
+        said.append(f"{task} {fw} {dev}: " + ", ".join(f"{n} devices {t:,.0f}/s" for n, t in zip(ns, thr)))
+    ax.set_xlabel("devices", fontsize=9)
+    ax.set_ylabel("training samples/s", fontsize=9)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    title = "Data-parallel throughput against the number of devices (dashed: linear scaling from 1 device)"
+    return to_plot(fig, "scaling", title, f"Line chart, {title}. " + "; ".join(said) + ".")
