@@ -1,6 +1,8 @@
-"""TensorFlow/Keras 3 adapter: one tf.function train step per phase, with or without XLA, fp32 (TF32 off) or bf16."""
+"""TensorFlow/Keras 3 adapter: one tf.function train step per phase, with or without XLA, fp32 (TF32 off) or bf16;
+data-parallel under tf.distribute.MirroredStrategy (impls/tf/parallel.py)."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Callable
@@ -19,16 +21,21 @@ from bench.spec.shapes import BN_STATISTICS, is_trainable, weight_shapes
 from impls.tf.device import configure, device_name, device_peak_bytes, select_device
 from impls.tf.layers import build_model
 from impls.tf.optim import build_optimizer
+from impls.tf.parallel import distributed_step, mirrored, own_dropout_streams, replica_loss
 
 
-def loss_fn(loss: LossType) -> tuple[Callable[[Any, Any], Any], tf.DType]:
-    """The task's loss (labels first, as Keras losses take them) and the dtype its labels take."""
+def loss_fn(loss: LossType, per_example: bool = False) -> tuple[Callable[[Any, Any], Any], tf.DType]:
+    """The task's loss (labels first, as Keras losses take them), the batch mean or one value per example,
+    and the dtype its labels take."""
     if loss is LossType.SIGMOID_BINARY_CROSS_ENTROPY:
         def bce(y: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
-            return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits[:, 0]))
+            values = tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits[:, 0])
+            return values if per_example else tf.reduce_mean(values)
 
         return bce, tf.float32
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True), tf.int32
+    # Keras' mean reduction divides by the replica count under a tf.distribute strategy: per example, it does not.
+    reduction = None if per_example else "sum_over_batch_size"
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=reduction), tf.int32
 
 
 class Adapter:
@@ -39,19 +46,24 @@ class Adapter:
 
     def build(self, task: TaskSpec, weights: dict[str, np.ndarray], device: str, seed: int,
               mode: str = "default", precision: str = "fp32", devices: int = 1) -> None:
-        self.tf_device = select_device(device)
-        self.on_gpu = device == "gpu"
+        self.tf_device = select_device(device, devices)
+        self.on_gpu, self.devices = device == "gpu", devices
         self.jit, self._settings = configure(device, mode, precision)
+        self.strategy: tf.distribute.Strategy | None = None
+        if devices > 1:
+            self.strategy, self._settings["launcher"] = mirrored(device, devices, self.jit)
         keras.utils.set_random_seed(seed)  # dropout only: weights come from the file
         self.task, self.shapes = task, weight_shapes(task)
         self.loss, self.label_dtype = loss_fn(task.loss)
-        with tf.device(self.tf_device):
+        with self._scope():  # under a strategy: MirroredVariables, assigned on every device
             self.built = build_model(task, precision)
             check_names("tf", task, set(self.built.variables))
             for k, v in self.built.variables.items():
                 # Same element order in both layouts; only depthwise differs, (k,k,1,C) vs Keras' (k,k,C,1),
                 # and moving a size-1 axis is a pure reshape.
                 v.assign(weights[k].reshape(v.shape))
+            if self.strategy is not None:
+                own_dropout_streams(self.built.model)
         for layer in {id(v): v for v in self.built.owners.values()}.values():
             layer.trainable = False  # no phase yet: nothing trains
         self.train_vars: list[keras.Variable] = []
@@ -79,13 +91,23 @@ class Adapter:
         self.train_vars = list(self.built.model.trainable_weights)
         if {id(v) for v in self.train_vars} != {id(self.built.variables[k]) for k in train}:
             raise RuntimeError(f"Keras' trainable weights differ from the spec's in phase {phase.name!r}")
-        with tf.device(self.tf_device):
+        with self._scope():  # a Keras optimizer binds the strategy current at its construction
             opt = build_optimizer(phase.optimizer)  # a fresh optimizer state per phase
             opt.build(self.train_vars)  # slot variables outside tf.function
-        self.step = tf.function(self._step_fn(opt), jit_compile=self.jit)  # the captured variables changed
+        # A new function: the captured variables changed.
+        if self.strategy is None:
+            self.step = tf.function(self._step_fn(opt), jit_compile=self.jit)
+        else:
+            self.step = tf.function(distributed_step(self.strategy, self._step_fn(opt), self.jit))
+
+    def _scope(self) -> contextlib.AbstractContextManager[Any]:
+        """Where variables are made: the strategy's scope, else the one device."""
+        return self.strategy.scope() if self.strategy is not None else tf.device(self.tf_device)
 
     def _step_fn(self, opt: keras.optimizers.Optimizer) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
-        model, loss_fn, train_vars = self.built.model, self.loss, self.train_vars
+        model, train_vars = self.built.model, self.train_vars
+        # Under a strategy, each replica's share of the global-batch mean (parallel.py).
+        task_loss = self.loss if self.strategy is None else replica_loss(loss_fn(self.task.loss, per_example=True)[0])
         handles = [v.value for v in train_vars]  # the tf.Variables inside: what a tape can watch
 
         def step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
@@ -93,7 +115,7 @@ class Adapter:
             # below them: feature extraction backpropagates through the head alone.
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(handles)
-                loss = loss_fn(y, model(x, training=True))
+                loss = task_loss(y, model(x, training=True))
             opt.apply_gradients(zip(tape.gradient(loss, handles), train_vars))
             return loss
 
@@ -161,4 +183,4 @@ class Adapter:
         return device_name(self.on_gpu)
 
     def device_peak_bytes(self) -> int | None:
-        return device_peak_bytes(self.on_gpu)
+        return device_peak_bytes(self.on_gpu, self.devices)

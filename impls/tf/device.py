@@ -13,8 +13,9 @@ from bench.machine import cpu_model
 from bench.spec.modes import check_precision, resolve_mode
 
 
-def select_device(device: str) -> str:
-    """Threads, GPU visibility and fp32 pinning for a build; returns the TF device string."""
+def select_device(device: str, devices: int = 1) -> str:
+    """Threads, GPU visibility and fp32 pinning for a build (with `devices` > 1: that many devices of the
+    kind, made or checked); returns the TF device string (the inputs' device, the first one)."""
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError(f"KERAS_BACKEND is {keras.backend.backend()!r}; impls/tf needs 'tensorflow'")
     threads = cpu_threads()
@@ -25,15 +26,32 @@ def select_device(device: str) -> str:
     if device == "gpu":
         if not gpus:
             raise DeviceUnavailable("TensorFlow sees no GPU (tf.config.list_physical_devices('GPU') is empty)")
+        if len(gpus) < devices:
+            raise DeviceUnavailable(f"TensorFlow sees {len(gpus)} GPUs, the cell asks for {devices}")
         tf_device = "/GPU:0"
     elif device == "cpu":
         tf.config.set_visible_devices([], "GPU")
+        if devices > 1:
+            split_cpu(devices)
         tf_device = "/CPU:0"
     else:
         raise DeviceUnavailable(f"unknown device {device!r}")
     # TF enables TF32 on Ampere+ by default; the comparison is fp32.
     tf.config.experimental.enable_tensor_float_32_execution(False)
     return tf_device
+
+
+def split_cpu(n: int) -> None:
+    """The physical CPU as n logical devices (sharing its threads), for a MirroredStrategy over them.
+    Only possible before TF's runtime starts: a process that already ran TF keeps the devices it had."""
+    try:
+        tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                                   [tf.config.LogicalDeviceConfiguration()] * n)
+    except RuntimeError:  # already initialized: fine only if an earlier split made enough devices
+        have = len(tf.config.list_logical_devices("CPU"))
+        if have < n:
+            raise RuntimeError(f"TensorFlow already started with {have} logical CPU device(s); a {n}-device "
+                               "build must be the first TF work of its process") from None
 
 
 def configure(device: str, mode: str, precision: str) -> tuple[bool, dict[str, str]]:
@@ -58,5 +76,8 @@ def device_name(on_gpu: bool) -> str:
     return str(details.get("device_name", "GPU"))
 
 
-def device_peak_bytes(on_gpu: bool) -> int | None:
-    return int(tf.config.experimental.get_memory_info("GPU:0")["peak"]) if on_gpu else None
+def device_peak_bytes(on_gpu: bool, devices: int = 1) -> int | None:
+    """The largest peak over the cell's GPUs (data-parallel replicas peak alike; GPU:0 also reduces)."""
+    if not on_gpu:
+        return None
+    return max(int(tf.config.experimental.get_memory_info(f"GPU:{i}")["peak"]) for i in range(devices))
