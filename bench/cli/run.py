@@ -41,6 +41,10 @@ def config(args: argparse.Namespace, devices: tuple[str, ...], out: Path | None,
             pool = len(data.load(task, cfg.dataset_of(t), task.profiles[cfg.profile], cfg.data_root).train)
             subsets.check_sizes(cfg.train_sizes, pool, task.batch_size, task.num_classes,
                                 f"{t} ({cfg.dataset_of(t)}, profile {cfg.profile})")
+    if cfg.executor == "slurm":  # unknown --slurm-opt keys, no sbatch here: one error before anything is written
+        from bench.runner import slurm_options  # imports submitit: only for SLURM runs
+
+        slurm_options.check(cfg)
     writable_folder(cfg.out)
     return cfg
 
@@ -105,28 +109,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.history is not None and new:
         _history(args.history, new, cfg.out)
     if interrupted:
-        err_console.print(f"[red]interrupted:[/] {len(new)} cells recorded (the last one as failed), "
-                          f"{n_cells - len(new)} not run; to finish, repeat the command with --resume {cfg.out}")
+        stopped = sum(r.status == "failed" and (r.error or "").startswith("interrupted") for r in new)
+        err_console.print(f"[red]interrupted:[/] {len(new)} cells recorded ({stopped} of them as failed: "
+                          f"interrupted), {n_cells - len(new)} not run; to finish, repeat the command with "
+                          f"--resume {cfg.out}")
         return 130
     return _exit_code(cfg, recs)
 
 
 def _train(cfg: RunConfig, n_cells: int, skip: set[tuple[Any, ...]]) -> tuple[list[Record], bool]:
-    """Run the cells under a progress display: a bar per cell, a line per finished cell."""
+    """Run the cells under a progress display: a bar per cell in flight (a SLURM job's: queued, running), a
+    line per finished cell."""
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=err_console, transient=True)
     overall = progress.add_task("cells", total=n_cells)
-    current: dict[str, Any] = {}
+    bars: dict[tuple[Any, ...], Any] = {}  # cell key -> its bar
 
     def on_event(cell: Cell, ev: dict[str, Any]) -> None:
-        if ev.get("event") == "start":
-            current["id"] = progress.add_task(f"  {cell.label()}", total=ev.get("epochs") or 1)
-        elif ev.get("event") == "epoch" and "id" in current:
-            progress.update(current["id"], completed=ev["epoch"])
+        key, kind = records.cell_key(cell), ev.get("event")
+        if key not in bars and kind in ("queued", "running", "start"):
+            bars[key] = progress.add_task(f"  {cell.label()}", total=1)
+        if kind in ("queued", "running"):  # a SLURM job's state (bench/runner/slurm.py)
+            where = f" on {ev['node']}" if kind == "running" and ev.get("node") else ""
+            why = f", {ev['reason']}" if kind == "queued" and ev.get("reason") else ""
+            progress.update(bars[key], description=f"  {cell.label()}: {kind}{where} (job {ev.get('job_id')}{why})")
+        elif kind == "start":
+            progress.update(bars[key], total=ev.get("epochs") or 1)
+        elif kind == "epoch" and key in bars:
+            progress.update(bars[key], completed=ev["epoch"])
 
     def on_record(rec: Record) -> None:
-        if "id" in current:
-            progress.remove_task(current.pop("id"))
+        if records.cell_key(rec) in bars:
+            progress.remove_task(bars.pop(records.cell_key(rec)))
         progress.advance(overall)
         mark = {"ok": "[green]ok[/]", "skipped": "[yellow]skipped[/]"}.get(rec.status, "[red]failed[/]")
         detail = (f"accuracy {100 * rec.test_accuracy:.2f} %, train {rec.train_time_s:.1f} s"

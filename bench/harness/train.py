@@ -8,7 +8,7 @@ from typing import Any
 
 from bench import data, weights
 from bench.data import TaskData, subsets
-from bench.harness import efficiency, inference, loop, memory, ranks, slowdown
+from bench.harness import efficiency, faults, inference, loop, memory, ranks, slowdown
 from bench.harness.adapter import load_adapter
 from bench.harness.cell import Cell
 from bench.harness.evaluate import evaluate
@@ -82,6 +82,9 @@ def setup(cell: Cell, out: dict[str, Any], notify: Notify) -> Run:
     hook = slowdown.apply(adapter, cell.framework)
     if hook:
         out["settings"]["test_slowdown"] = hook
+    fault = faults.apply(adapter)
+    if fault:
+        out["settings"]["test_fault"] = fault
     out.update(
         param_count=adapter.param_count(), n_train=len(td.train),
         train_passes=td.train.passes if cell.train_size else None,

@@ -96,10 +96,14 @@ def die_with_runner() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
         if os.getppid() == runner:
             return
-    threading.Thread(target=_watch, args=(runner,), name="bench-runner-watch", daemon=True).start()
+    # A torchrun rank whose launcher died before the prctl above is already orphaned (adopted by init).
+    parent = os.getppid()
+    if parent == 1:
+        os._exit(1)
+    threading.Thread(target=_watch, args=(runner, parent), name="bench-runner-watch", daemon=True).start()
 
 
-def _watch(pid: int) -> None:
+def _watch(pid: int, parent: int) -> None:
     import time
 
     while True:
@@ -109,6 +113,8 @@ def _watch(pid: int) -> None:
             os._exit(1)
         except PermissionError:
             pass  # it exists (under another user): keep watching
+        if os.getppid() != parent:  # the launcher between us (torchrun, a --python wrapper) is gone
+            os._exit(1)
         time.sleep(1.0)
 
 

@@ -45,6 +45,7 @@ class Outcome:
     error: str | None = None
     rss: int | None = None  # peak RSS in bytes, from wait4 and the worker's own report
     interrupted: bool = False
+    timed_out: bool = False
 
 
 def run_cell(cell: Cell, cfg: RunConfig, on_event: EventHandler | None = None) -> tuple[Record, dict[str, Any]]:
@@ -57,14 +58,7 @@ def run_cell(cell: Cell, cfg: RunConfig, on_event: EventHandler | None = None) -
     result_path.unlink(missing_ok=True)
     write_atomic(cell_path, json.dumps(dataclasses.asdict(cell), indent=1))
     python = cfg.pythons.get(cell.framework, sys.executable)
-    base: dict[str, Any] = {
-            "task": cell.task, "framework": cell.framework, "device": cell.device, "profile": cell.profile,
-            "dataset": cell.dataset, "seed": cell.seed, "repeat": cell.repeat, "epochs": cell.epochs,
-            "train_size": cell.train_size, "run_id": cell.run_id, "mode": cell.mode, "precision": cell.precision,
-            "optimizer": cell.optimizer, "spec_hash": spec_hash(optimizer_axis.apply(TASKS[cell.task], cell.optimizer)),
-            "threads": cell.threads, "devices": cell.devices,
-            "per_device_batch": TASKS[cell.task].batch_size // cell.devices if cell.optimizer else None,
-            "env": {**machine.describe(), "python_executable": python}}
+    base = base_fields(cell, python)
     start = time.monotonic()
     with open(log_path, "wb") as log:
         outcome = _run_worker(worker_argv(cell, python, str(cell_path), str(result_path)), cell, cfg, log, on_event)
@@ -79,6 +73,23 @@ def run_cell(cell: Cell, cfg: RunConfig, on_event: EventHandler | None = None) -
     if outcome.interrupted:
         raise Interrupted(rec)
     return rec, body
+
+
+def base_fields(cell: Cell, python: str) -> dict[str, Any]:
+    """What every record of this cell says, whatever happened to it: the cell, its spec, this machine."""
+    return {
+        "task": cell.task, "framework": cell.framework, "device": cell.device, "profile": cell.profile,
+        "dataset": cell.dataset, "seed": cell.seed, "repeat": cell.repeat, "epochs": cell.epochs,
+        "train_size": cell.train_size, "run_id": cell.run_id, "mode": cell.mode, "precision": cell.precision,
+        "optimizer": cell.optimizer, "spec_hash": spec_hash(optimizer_axis.apply(TASKS[cell.task], cell.optimizer)),
+        "threads": cell.threads, "devices": cell.devices,
+        "per_device_batch": TASKS[cell.task].batch_size // cell.devices if cell.optimizer else None,
+        "env": {**machine.describe(), "python_executable": python}}
+
+
+def failed_record(cell: Cell, cfg: RunConfig, error: str) -> Record:
+    """A failed record for a cell whose worker never ran or never reported (e.g. its SLURM job did not)."""
+    return Record(**base_fields(cell, cfg.pythons.get(cell.framework, sys.executable)), status="failed", error=error)
 
 
 def _run_worker(argv: list[str], cell: Cell, cfg: RunConfig, log: Any, on_event: EventHandler | None) -> Outcome:
@@ -110,7 +121,7 @@ def _run_worker(argv: list[str], cell: Cell, cfg: RunConfig, log: Any, on_event:
             if time.monotonic() - start > cfg.timeout_s:
                 os.killpg(proc.pid, signal.SIGKILL)
                 _, status, usage = os.wait4(proc.pid, 0)
-                outcome.error = f"timed out after {cfg.timeout_s:g} s"
+                outcome.error, outcome.timed_out = f"timed out after {cfg.timeout_s:g} s", True
                 break
             time.sleep(0.05)
     except KeyboardInterrupt:
@@ -142,12 +153,13 @@ def _exit_error(code: int, rss: int) -> str | None:
 def _result(result_path: Path, log_path: Path, outcome: Outcome, python: str) -> dict[str, Any]:
     """The worker's result; or, when there is none, a failure naming the cause the log shows."""
     error, body = outcome.error, None
-    if error is None and result_path.exists():
+    failed_rank = _failed_rank(log_path)
+    # A failed torchrun cell exits non-zero after rank 0 wrote its result: read it (unless killed by us).
+    if (error is None or (failed_rank and not outcome.timed_out)) and result_path.exists():
         try:
             body = json.loads(result_path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             error = f"unreadable worker result ({exc})"
-    failed_rank = _failed_rank(log_path)
     if isinstance(body, dict):
         if failed_rank and body.get("status") == "failed":  # rank 0's own error is often the consequence
             body["error"] = f"{failed_rank}; rank 0 saw: {body.get('error')}"

@@ -19,6 +19,19 @@ def run(cfg: RunConfig, on_event: EventHandler | None = None,
     done: list[Record] = []
     cells = [c for c in plan(cfg) if records.cell_key(c) not in skip]
     write_weights(cells, cfg)
+
+    def keep(rec: Record) -> None:
+        records.append(cfg.out / records.RECORDS_FILE, [rec])
+        done.append(rec)
+        if on_record:
+            on_record(rec)
+
+    if cfg.executor == "slurm":
+        from bench.runner.slurm import run_jobs  # submitit only for SLURM runs
+
+        unfinished, interrupted = run_jobs(cells, cfg, on_event, keep)
+        records.append(cfg.out / records.RECORDS_FILE, unfinished)
+        return done + unfinished, interrupted
     for cell in cells:
         try:
             rec, _ = run_cell(cell, cfg, on_event)
@@ -26,8 +39,5 @@ def run(cfg: RunConfig, on_event: EventHandler | None = None,
             records.append(cfg.out / records.RECORDS_FILE, [stop.record])
             done.append(stop.record)
             return done, True
-        records.append(cfg.out / records.RECORDS_FILE, [rec])
-        done.append(rec)
-        if on_record:
-            on_record(rec)
+        keep(rec)
     return done, False

@@ -1,4 +1,5 @@
-"""PyTorch adapter: the spec's model eager or torch.compile'd, fp32 (TF32 off) or bf16 autocast, phased training."""
+"""PyTorch adapter: the spec's model eager or torch.compile'd, fp32 (TF32 off) or bf16 autocast, phased training,
+on one device or data-parallel under torchrun (impls/torch/parallel.py)."""
 from __future__ import annotations
 
 import functools
@@ -10,12 +11,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.harness import ranks
 from bench.harness.adapter import check_names
 from bench.spec import LossType, TaskSpec
 from bench.spec.shapes import is_trainable, weight_shapes
 from impls.torch.device import configure, device_name, select_device
 from impls.torch.layers import Net, from_torch, to_torch, torch_names
 from impls.torch.optim import build_optimizer
+from impls.torch.parallel import Replicas
 
 
 def loss_fn(loss: LossType) -> tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], torch.dtype]:
@@ -37,9 +40,15 @@ class Adapter:
     def build(self, task: TaskSpec, weights: dict[str, np.ndarray], device: str, seed: int,
               mode: str = "default", precision: str = "fp32", devices: int = 1) -> None:
         self.device = select_device(device)
+        self.replicas = Replicas(self.device, devices) if devices > 1 else None
+        if self.replicas:
+            self.device = self.replicas.device
         self.compiled, self._settings = configure(self.device, mode, precision)
+        if self.replicas:
+            self._settings["launcher"] = self.replicas.describe(task.batch_size, self.compiled)
         self.bf16 = precision == "bf16"
-        torch.manual_seed(seed)  # dropout only: weights come from the file
+        # Dropout only (weights come from the file); per rank, so that ranks draw different masks.
+        torch.manual_seed(seed + (ranks.rank() if self.replicas else 0))
         self.task = task
         self.loss, self.label_dtype = loss_fn(task.loss)
         model = Net(task)
@@ -56,7 +65,7 @@ class Adapter:
         self.memory_format = torch.channels_last if task.input_shape[-1] > 1 else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self.memory_format)
         # Training steps compiled (one static graph per phase: requires_grad changes recompile once);
-        # evaluation stays eager, as model.eval() would recompile.
+        # evaluation stays eager, as model.eval() would recompile. Data-parallel: set_phase wraps it.
         self.forward = torch.compile(self.model, dynamic=False) if self.compiled else self.model
         params = dict(self.model.named_parameters())
         self._params = {n: params[key] for n, key in self.names.items() if key in params}
@@ -76,6 +85,8 @@ class Adapter:
             if train:
                 trainable.append(p)
         self.opt = build_optimizer(phase.optimizer, trainable)  # a fresh optimizer state per phase
+        if self.replicas:
+            self.forward = self.replicas.wrap(self.model, self.compiled)
 
     def settings(self) -> dict[str, str]:
         return dict(self._settings)
@@ -94,6 +105,8 @@ class Adapter:
     def train_step(self, x: np.ndarray, y: np.ndarray) -> torch.Tensor:
         if self.opt is None:
             raise RuntimeError("set_phase() must be called before train_step()")
+        if self.replicas:
+            x, y = self.replicas.shard(x, y)
         self.model.train()  # dropout on; FrozenBatchNorm2d stays in inference mode
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             logits = self.forward(self._x(x))
@@ -101,7 +114,7 @@ class Adapter:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        return loss.detach()
+        return self.replicas.mean(loss) if self.replicas else loss.detach()
 
     def _infer(self, fn: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray) -> torch.Tensor:
         self.model.eval()
