@@ -59,24 +59,33 @@ there; it proves the training is the same, not that it is faster (docs/distribut
 
 
 def plot(records: list[Record]) -> Plot | None:
-    """Samples/s against the device count, one line per row, the ideal (linear from 1 device) dashed."""
+    """Samples/s against the device count: a panel per task, a line per framework and device, the ideal
+    (linear from 1 device) dashed."""
     rows = throughputs(records)
     if not rows:
         return None
-    fig, (ax,) = figure(6.4, 3.6)
+    tasks = list(dict.fromkeys(task for task, _, _ in rows))
+    fig, axes = figure(3.6 * len(tasks) + 1.6, 3.4, len(tasks))
     said = []
-    for (task, fw, dev), by_n in rows.items():
-        ns = list(by_n)
-        thr = [_median(by_n[n], "samples_per_s") or 0.0 for n in ns]
-        base = fw.split(" ")[0]
-        ax.plot(ns, thr, "-o", color=colour(base), label=f"{task} {fw} {dev}", linewidth=1.2, markersize=4)
-        if 1 in by_n:
-            ax.plot(ns, [thr[0] * n for n in ns], "--", color=colour(base), linewidth=0.8, alpha=0.6)
-        said.append(f"{task} {fw} {dev}: " + ", ".join(f"{n} devices {t:,.0f}/s" for n, t in zip(ns, thr)))
-    ax.set_xlabel("devices", fontsize=9)
-    ax.set_ylabel("training samples/s", fontsize=9)
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    for ax, task in zip(axes, tasks):
+        for (t, fw, dev), by_n in rows.items():
+            if t != task:
+                continue
+            ns = list(by_n)
+            thr = [_median(by_n[n], "samples_per_s") or 0.0 for n in ns]
+            c = colour(fw.split(" ")[0])
+            ax.plot(ns, thr, "-o" if dev == "cpu" else "-s", color=c, label=f"{fw} {dev}", linewidth=1.2,
+                    markersize=4)
+            if 1 in by_n:
+                ax.plot(ns, [thr[0] * n for n in ns], "--", color=c, linewidth=0.8, alpha=0.6)
+            said.append(f"{task} {fw} {dev}: " + ", ".join(f"{n} devices {v:,.0f}/s" for n, v in zip(ns, thr)))
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("devices", fontsize=9)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("training samples/s", fontsize=9)
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     title = "Data-parallel throughput against the number of devices (dashed: linear scaling from 1 device)"
+    fig.suptitle(title, fontsize=10)
     return to_plot(fig, "scaling", title, f"Line chart, {title}. " + "; ".join(said) + ".")

@@ -9,6 +9,7 @@ import pytest
 
 from bench.cli import main
 from tests.conftest import ROOT, has
+from tests.procs import alive
 
 ALL_FW = all(has(fw) for fw in ("tf", "torch", "jax"))
 
@@ -345,19 +346,6 @@ def test_repeats_are_independent_seeded_runs_shown_with_ci_and_cv(tmp_path, caps
     assert len((same / "records.jsonl").read_text().splitlines()) == 2
 
 
-def _pids_running(marker: str) -> list[int]:
-    """Live (not zombie) processes whose command line contains `marker`."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if marker in (proc / "cmdline").read_bytes().decode(errors="replace") and \
-                    (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                pids.append(int(proc.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return pids
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir() or not has("torch"), reason="needs Linux /proc and torch")
 @pytest.mark.parametrize("use_exec", [True, False], ids=["direct-child", "behind-a-wrapper"])
@@ -375,13 +363,13 @@ def test_a_worker_dies_with_its_killed_runner(tmp_path, use_exec):
     while not (tmp_path / "stepping").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     # Training: its next progress line (which would fail on the runner's closed pipe) is a minute away.
-    assert _pids_running(marker) and (tmp_path / "stepping").exists(), "the worker never started training"
+    assert alive(marker) and (tmp_path / "stepping").exists(), "the worker never started training"
     runner.send_signal(signal.SIGKILL)
     runner.wait(timeout=60)
     deadline = time.monotonic() + 30  # SIGKILL by the kernel is immediate; the watching thread polls each second
-    while _pids_running(marker) and time.monotonic() < deadline:
+    while alive(marker) and time.monotonic() < deadline:
         time.sleep(0.2)
-    left = _pids_running(marker)
+    left = alive(marker)
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, "the worker kept running after its runner was killed"

@@ -15,6 +15,7 @@ import pytest
 
 from bench.spec import TASKS
 from tests.conftest import ROOT, needs
+from tests.procs import alive
 
 pytestmark = [pytest.mark.slow, pytest.mark.torch, needs("torch"),
               pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux /proc")]
@@ -36,19 +37,6 @@ def run_ddp(out: Path, *extra: str, fault: str | None = None) -> Ran:
     lines = (out / "records.jsonl").read_text().splitlines()
     assert len(lines) == 1, res.stderr[-3000:]
     return res, json.loads(lines[0])
-
-
-def alive(marker: str) -> list[int]:
-    """Live (not zombie) processes whose command line contains `marker`."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if marker in (proc / "cmdline").read_bytes().decode(errors="replace") and \
-                    (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                pids.append(int(proc.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return pids
 
 
 def assert_none_left(out: Path) -> None:
