@@ -104,6 +104,6 @@ def label(framework: str, device: str, mode: str | None, precision: str, devices
 def ordered(labels: Iterable[str], frameworks: tuple[str, ...]) -> list[str]:
     """Row labels in the frameworks' canonical order, a framework's variants together."""
     def rank(lab: str) -> tuple[int, str]:
-        name = lab.split(" (")[0].split(" · ")[0]
+        name = lab.split(" (")[0].split(" · ")[0].split(" ×")[0]
         return (frameworks.index(name) if name in frameworks else len(frameworks), lab)
     return sorted(labels, key=rank)

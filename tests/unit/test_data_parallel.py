@@ -17,6 +17,7 @@ from bench.report import markdown, scaling
 from bench.runner import RunConfig, plan
 from bench.runner.execute import _failed_rank
 from bench.runner.isolation import TORCHRUN, worker_argv, worker_env
+from bench.spec import modes
 
 
 def cfg(tmp_path: Path, **kw) -> RunConfig:
@@ -132,6 +133,8 @@ def test_scaling_efficiency_is_throughput_at_n_over_n_times_one_device():
     md = markdown.markdown_report(recs)
     assert "## Data-parallel scaling" in md and "| mnist_cnn | jax | cpu | 2 | 64 |" in md and "75 %" in md
     assert "| jax ×2 |" in md  # the main table's row names the width
+    assert modes.ordered(["jax ×2", "tf ×2", "torch ×2", "torch"], ("tf", "torch", "jax")) == [
+        "tf ×2", "torch", "torch ×2", "jax ×2"]  # the frameworks' order, widths together
     assert scaling.plot(recs) is not None
 
 
