@@ -153,7 +153,7 @@ def _exit_error(code: int, rss: int) -> str | None:
 def _result(result_path: Path, log_path: Path, outcome: Outcome, python: str) -> dict[str, Any]:
     """The worker's result; or, when there is none, a failure naming the cause the log shows."""
     error, body = outcome.error, None
-    failed_rank = _failed_rank(log_path)
+    failed_rank = _failed_rank(log_path) if error else None  # torchrun exits 0 when no rank failed
     # A failed torchrun cell exits non-zero after rank 0 wrote its result: read it (unless killed by us).
     if (error is None or (failed_rank and not outcome.timed_out)) and result_path.exists():
         try:

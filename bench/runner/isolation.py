@@ -28,7 +28,9 @@ def worker_argv(cell: Cell, python: str, cell_path: str, result_path: str) -> li
 def worker_env(cell: Cell, base: dict[str, str] | None = None) -> dict[str, str]:
     """The child's environment: `base` (default: this process's) with bench's settings over it."""
     env = dict(os.environ if base is None else base)
-    n = str(cell.threads or machine.available_cpus())
+    # The cell's thread budget, per process: torchrun's N ranks share it (each pinned to its slice of the cores).
+    processes = cell.devices if cell.framework == "torch" else 1
+    n = str(max(1, (cell.threads or machine.available_cpus()) // processes))
     env.update({
         "PYTHONPATH": os.pathsep.join(filter(None, [str(machine.ROOT), env.get("PYTHONPATH")])),
         "PYTHONUNBUFFERED": "1",
@@ -48,10 +50,6 @@ def worker_env(cell: Cell, base: dict[str, str] | None = None) -> dict[str, str]
         if cell.devices > 1 and cell.framework == "jax":  # N host devices: read once, at JAX's import
             flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith(HOST_DEVICES)]
             env["XLA_FLAGS"] = " ".join([*flags, f"{HOST_DEVICES}={cell.devices}"])
-        if cell.devices > 1 and cell.framework == "torch":  # N processes share the cell's threads
-            per = str(max(1, int(n) // cell.devices))
-            env.update({k: per for k in ("BENCH_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                                         "OPENBLAS_NUM_THREADS")})
     else:
         env.pop("JAX_PLATFORMS", None)
         env.update(autotune_env(env))  # one GPU autotuning policy for all three: on
