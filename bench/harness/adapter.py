@@ -98,6 +98,40 @@ class Adapter(Protocol):
     def sync(self) -> None:
         """Block until all queued device work (parameters included) is finished."""
 
+    # Device-resident input (docs/protocol.md): the whole split on the device once, batches gathered there.
+    def put_train(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Copy the whole training split onto the cell's device, once, before any clock starts."""
+
+    def set_order(self, order: np.ndarray) -> None:
+        """This epoch's shared order (row indices into the put_train split) onto the device, once per epoch."""
+
+    def train_step_at(self, i: int) -> Any:
+        """train_step on batch i of the order, gathered on the device: the same batch, loss and update as
+        train_step(x[order[i*B:(i+1)*B]], y[...]) with B = task.batch_size, without a host copy or a sync."""
+
+    def to_device(self, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
+        """A host batch copied to the cell's device without blocking the device (torch on GPU: pinned,
+        non_blocking), in the form train_step accepts; called on the prefetch thread."""
+
+    def mark(self, out: Any) -> Any:
+        """A token for the completion of the step that just returned `out`, taken in the training thread
+        without waiting (torch on GPU: a recorded CUDA event; JAX and TF: the output itself)."""
+
+    def wait(self, token: Any) -> None:
+        """Block until the step of `token` (from mark) has completed; safe to call from another thread."""
+
+    def reset_device_peak(self) -> None:
+        """Start a new device-memory peak (torch, TF); JAX has no reset (a no-op). Nothing on CPU."""
+
+    def device_memory(self) -> dict[str, int | None]:
+        """{"peak_bytes": the framework's peak since the last reset (JAX: since the process started),
+        "in_use_bytes": now, "reserved_bytes": what the caching allocator holds (torch; else None)};
+        every value None on CPU."""
+
+    def matmul_fp32(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """a @ b of two float32 matrices on the cell's device under the build's precision settings, as
+        NumPy float32 (the runtime TF32 check: bench/harness/tf32.py)."""
+
     def device_peak_bytes(self) -> int | None:
         """Peak device memory from the framework's own counter; None on CPU."""
 

@@ -128,11 +128,12 @@ def test_cells_run_as_jobs_like_local_ones_a_cancelled_one_fails_and_resume_reru
 @pytest.mark.slow
 @needs("torch")
 def test_a_job_past_its_time_limit_and_a_request_sbatch_refuses_are_failed_cells(slurm_cluster, tmp_path):
-    """time=1: SLURM stops the job after a minute (it checks every 30 s), long before --timeout. The GPU cell
-    asks for gres=gpu:1 on a GPU-less node: sbatch refuses it, and the run goes on."""
+    """time=1: SLURM stops the job after a minute (it checks every 30 s), long before --timeout; the cell hangs
+    at its 3rd step (a slowdown would depend on the machine's speed). The GPU cell asks for gres=gpu:1 on a
+    GPU-less node: sbatch refuses it, and the run goes on."""
     out = tmp_path / "run"
     done = bench(slurm_cluster, *SMOKE, "--framework", "torch", "--device", "cpu,gpu", "--out", str(out),
-                 "--slurm-opt", "time=1", "--timeout", "600", env={"BENCH_TEST_SLOWDOWN": "torch=400"})
+                 "--slurm-opt", "time=1", "--timeout", "600", env={"BENCH_TEST_FAULT": "0:hang@3"})
     assert done.returncode == 1, done.stderr
     cells = {r["device"]: r for r in records(out)}
     assert cells["cpu"]["status"] == "failed" and "TIMEOUT" in cells["cpu"]["error"], cells["cpu"]["error"]
