@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from benchmarks import cases
+from benchmarks import cases, paired
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -53,6 +53,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if paired.ROWS:
+        terminalreporter.write_sep("-", "protocol cost: step windows on/off, device-resident vs host input")
+        for line in paired.table():
+            terminalreporter.write_line(line)
     if cases.OVERHEAD_ROWS:
         terminalreporter.write_sep("-", "harness overhead: bench's epoch loop vs a bare loop, same model and batches")
         for line in cases.overhead_table():

@@ -9,13 +9,13 @@ from typing import Any
 import numpy as np
 
 from bench.data import idx, photos
-from bench.data.batches import Split, TaskData, eval_batches, train_batches
+from bench.data.batches import Split, TaskData, eval_batches, train_batches, train_order
 from bench.data.images import sample_photos
 from bench.errors import DataError
 from bench.files import user_cache
 from bench.spec import DATASETS, Dataset, IdxDataset, PhotoFolder, PhotoInput, Profile, TaskSpec
 
-__all__ = ["Split", "TaskData", "default_data_root", "eval_batches", "load", "prepare", "train_batches",
+__all__ = ["Split", "TaskData", "default_data_root", "eval_batches", "load", "prepare", "train_batches", "train_order",
            "verification_inputs"]
 
 

@@ -69,6 +69,13 @@ def flip_mask(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng((seed, epoch, _FLIP_STREAM)).random(n) < 0.5
 
 
+def train_order(split: Split, seed: int, epoch: int, batch_size: int) -> np.ndarray:
+    """The rows of an epoch's full batches, in order: batch i is rows [i*B, (i+1)*B) of it (what the
+    device-resident path uploads once per epoch, bench/harness/loop.py)."""
+    order = epoch_slots(seed, epoch, len(split), split.passes)[: split.samples]
+    return order[: len(order) // batch_size * batch_size]
+
+
 def train_batches(task: TaskSpec, split: Split, seed: int, epoch: int,
                   batch_size: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Full batches in the seeded order of `epoch`, flipped by the shared mask where the input says so,
@@ -77,7 +84,7 @@ def train_batches(task: TaskSpec, split: Split, seed: int, epoch: int,
     With `passes` > 1 the epoch runs that many shuffles of the split one after another, cut to `draws`
     (each example drawn `passes` or `passes - 1` times); with one pass nothing changes."""
     bs = batch_size or task.batch_size
-    order = epoch_slots(seed, epoch, len(split), split.passes)[: split.samples]
+    order = train_order(split, seed, epoch, bs)
     flips = flip_mask(seed, epoch, len(split)) if task.input.flip else None
     for i in range(len(order) // bs):
         idx = order[i * bs : (i + 1) * bs]

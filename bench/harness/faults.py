@@ -35,17 +35,21 @@ def strike(what: str) -> None:
         time.sleep(3600)
 
 
-def faulty(step: Callable[..., Any], what: str, at: int) -> Callable[..., Any]:
+def faulty(steps: tuple[Callable[..., Any], ...], what: str, at: int) -> tuple[Callable[..., Any], ...]:
+    """The step functions wrapped, sharing one call count."""
     calls = 0
 
-    def step_or_fault(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == at:
-            strike(what)
-        return step(*args, **kwargs)
+    def wrap(step: Callable[..., Any]) -> Callable[..., Any]:
+        def step_or_fault(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == at:
+                strike(what)
+            return step(*args, **kwargs)
 
-    return step_or_fault
+        return step_or_fault
+
+    return tuple(wrap(s) for s in steps)
 
 
 def apply(adapter: Any) -> str | None:
@@ -56,6 +60,7 @@ def apply(adapter: Any) -> str | None:
         return None
     rank, what, at = fault
     if ranks.rank() == rank:
-        adapter.train_step = faulty(adapter.train_step, what, at)
+        # One count over both step calls: a cell trains on one input path, host or device-resident.
+        adapter.train_step, adapter.train_step_at = faulty((adapter.train_step, adapter.train_step_at), what, at)
     action = "SIGKILLs itself" if what == "kill" else "hangs forever"
     return f"test hook: rank {rank} {action} at training step call {at} ({ENV})"

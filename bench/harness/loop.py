@@ -1,13 +1,15 @@
 """The timed training epoch every cell runs, and the background prefetcher that feeds it."""
 from __future__ import annotations
 
-import contextlib
+import functools
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
-from bench.harness.timing import StepWindows, now
+import numpy as np
+
+from bench.harness.timing import FirstStep, StepWindows, now
 
 T = TypeVar("T")
 _END = object()  # the source is exhausted
@@ -87,28 +89,63 @@ class Prefetcher(Generic[T]):
         self.close()
 
 
-def train_epoch(adapter: Any, batches: Iterable[tuple[Any, Any]], windows: StepWindows,
-                prefetch: int) -> tuple[float, list[Any]]:
+Step = Callable[[], Any]  # one training step, its batch bound: returns the loss as a device scalar
+
+
+def resident_steps(adapter: Any, order: np.ndarray, batch_size: int) -> Iterator[Step]:
+    """The epoch's steps on the device-resident split: the order goes to the device once (inside the
+    epoch's clock), then each step gathers its batch there; no host copy, no sync."""
+    adapter.set_order(order)
+    for i in range(len(order) // batch_size):
+        yield functools.partial(adapter.train_step_at, i)
+
+
+def host_steps(adapter: Any, batches: Iterable[tuple[Any, Any]], prefetch: int) -> Iterator[Step]:
+    """The epoch's steps on host batches; with `prefetch`, drawn that many ahead on a background thread,
+    which also copies each to the device (so the training thread never waits for a copy)."""
+    if not prefetch:
+        for x, y in batches:
+            yield functools.partial(adapter.train_step, x, y)
+        return
+    with Prefetcher((adapter.to_device(x, y) for x, y in batches), prefetch) as drawn:
+        for x, y in drawn:
+            yield functools.partial(adapter.train_step, x, y)
+
+
+def train_epoch(adapter: Any, steps: Iterable[Step], windows: StepWindows | None = None,
+                first: FirstStep | None = None) -> tuple[float, list[Any]]:
     """One epoch as every cell times it: (seconds, the steps' losses as device scalars).
 
-    The clock starts before the first batch is drawn and stops after one final sync, so batch
-    preparation counts; the step-window hook syncs only at the protocol's points (bench/harness/timing.py).
-    `prefetch` batches are drawn ahead on a background thread (the spec's Measurement.prefetch);
-    0 draws each batch in this thread, right before its step.
+    The clock starts before the first batch is drawn and stops after the epoch's one sync, so batch
+    preparation counts and nothing else waits for the device: `first` sees step 1 complete from a
+    watcher thread. `windows` (the step probe, bench/harness/probe.py, and the protocol-cost benchmark)
+    syncs at its own points.
     """
     losses: list[Any] = []
     start = now()
-    windows.begin_epoch(start)
-    with (Prefetcher(batches, prefetch) if prefetch else contextlib.nullcontext(batches)) as drawn:
-        for x, y in drawn:
-            losses.append(adapter.train_step(x, y))  # device scalars: no host sync per step
-            windows.after_step()
+    if windows is not None:
+        windows.begin_epoch(start)
+    if first is not None:
+        first.start = start
+    try:
+        for step in steps:
+            losses.append(step())  # device scalars: no host sync per step
+            if first is not None and len(losses) == 1:
+                first.watch(losses[0])
+            if windows is not None:
+                windows.after_step()
+    finally:
+        close = getattr(steps, "close", None)
+        if close is not None:
+            close()  # a prefetch thread stops with its generator, also when a step raised
     adapter.sync()
     return now() - start, losses
 
 
-def input_setting(prefetch: int) -> str:
-    """How a run drew its batches, for the record's settings."""
+def input_setting(resident: bool, prefetch: int) -> str:
+    """How a run fed its steps, for the record's settings."""
+    if resident:
+        return "device-resident: the whole split on the device before the clock, each batch gathered there"
     if prefetch:
-        return f"batches drawn {prefetch} ahead of training on a background thread"
-    return "batches drawn in the training thread, between steps"
+        return f"host batches drawn {prefetch} ahead on a background thread, which copies each to the device"
+    return "host batches drawn in the training thread, between steps"

@@ -44,4 +44,5 @@ def apply(adapter: Any, framework: str) -> str | None:
     if not fraction:
         return None
     adapter.train_step = slowed(adapter.train_step, fraction)
+    adapter.train_step_at = slowed(adapter.train_step_at, fraction)  # the device-resident path's step
     return f"test hook: +{100 * fraction:g} % busy-wait per step call ({ENV})"

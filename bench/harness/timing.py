@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import statistics
+import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,29 +18,67 @@ def now() -> float:
     return clock()
 
 
-def epoch_summary(epoch_times: list[float], samples_per_epoch: int) -> dict[str, float | None]:
-    """First epoch (compile, autotune, caches) apart from the median of the steady ones."""
+def epoch_summary(epoch_times: list[float], samples_per_epoch: int, batch_size: int,
+                  steady_step_s: float | None) -> dict[str, float | None]:
+    """First epoch (compile, autotune, caches) apart from the median of the steady ones.
+
+    samples_per_s is steady: over the steady epochs, or with a single epoch over the probe's steady step
+    (the first epoch holds the compile), else None, never the first epoch's."""
     if not epoch_times:
         return {"first_epoch_s": None, "steady_epoch_s": None, "samples_per_s": None}
-    first = epoch_times[0]
     steady = statistics.median(epoch_times[1:]) if len(epoch_times) > 1 else None
-    # With a single epoch there is no steady state: throughput is then the first epoch's.
-    basis = steady if steady is not None else first
-    return {
-        "first_epoch_s": first,
-        "steady_epoch_s": steady,
-        "samples_per_s": samples_per_epoch / basis if basis > 0 else None,
-    }
+    if steady:
+        rate: float | None = samples_per_epoch / steady
+    else:
+        rate = batch_size / steady_step_s if steady_step_s else None
+    return {"first_epoch_s": epoch_times[0], "steady_epoch_s": steady, "samples_per_s": rate}
+
+
+class FirstStep:
+    """When step 1 of a phase (compile, autotune, first step) completed, seen by a watcher thread that
+    waits on the step's completion token: the training thread never waits for it.
+
+    While the watcher waits, the interpreter's thread switch interval is lowered, so that the watcher
+    reads the clock within ~0.1 ms of the step's end even while the training thread runs Python."""
+
+    SWITCH_S = 1e-4
+
+    def __init__(self, adapter: Any, clock: Callable[[], float] | None = None):
+        self.adapter, self.clock = adapter, clock or now
+        self.start = 0.0  # the epoch's clock start (set by the loop)
+        self.done_at: float | None = None
+        self._thread: threading.Thread | None = None
+        self._interval = sys.getswitchinterval()
+
+    def watch(self, out: Any) -> None:
+        token = self.adapter.mark(out)  # in the training thread: never blocks
+
+        def wait() -> None:
+            try:
+                self.adapter.wait(token)
+                self.done_at = self.clock()
+            finally:
+                sys.setswitchinterval(self._interval)
+
+        sys.setswitchinterval(self.SWITCH_S)
+        self._thread = threading.Thread(target=wait, name="bench-first-step", daemon=True)
+        self._thread.start()
+
+    def seconds(self) -> float | None:
+        """Step 1's end minus the epoch's clock start (includes the first batch's preparation, as epochs
+        do); call after the epoch's sync."""
+        if self._thread is None:
+            return None
+        self._thread.join()
+        return None if self.done_at is None else self.done_at - self.start
 
 
 class StepWindows:
-    """Syncs after step 1 (compile + first step), at the end of warm-up, then after every M steps.
+    """Syncs after step 1, at the end of warm-up, then after every M steps: the steady-step statistics.
 
-    The caller syncs and reads the clock at each epoch end as before; a window never spans an
-    epoch boundary (evaluation runs there), so each epoch starts a fresh window and the partial
-    window an epoch ends with is dropped (its steps still count in the epoch's time). The extra
-    syncs cost one device drain per M steps, identical for every framework; with the spec's M
-    that is well under 1 % of train_time_s, which still measures the same span as before.
+    Used by the step probe after training (bench/harness/probe.py), never inside train_time_s: each
+    sync is a device drain (and for JAX a pipeline barrier even on CPU). A window never spans an
+    epoch boundary: each epoch starts a fresh window and drops the partial one it ends with.
     """
 
     def __init__(self, m: Measurement, sync: Callable[[], None], clock: Callable[[], float] | None = None):
@@ -118,3 +158,17 @@ class TimeToAccuracy:
 
     def summary(self) -> dict[str, Any]:
         return {"tta_target": self.target, "time_to_accuracy_s": self.seconds, "tta_reached_epoch": self.epoch}
+
+
+def tta_without_compile(seconds: float | None, reached_epoch: int | None, phases: list[dict[str, Any]],
+                        epochs_per_phase: int) -> float | None:
+    """Time to accuracy with each phase's compile taken out, as MLPerf lets compilation happen before the
+    clock: every phase begun by the target's epoch loses its first step's excess over a steady step."""
+    if seconds is None or reached_epoch is None:
+        return None
+    begun = phases[: (reached_epoch - 1) // epochs_per_phase + 1]
+    excess = [ph["first_step_s"] - ph["steady_step_s"] for ph in begun
+              if ph.get("first_step_s") is not None and ph.get("steady_step_s") is not None]
+    if len(excess) < len(begun):
+        return None  # a phase without a steady step: its compile cannot be told apart
+    return seconds - sum(max(0.0, e) for e in excess)

@@ -53,15 +53,17 @@ class Record:
     steady_epoch_s: float | None = None  # median of epochs 2..n
     samples_per_s: float | None = None  # training samples per steady second
     # Step timing (bench/harness/timing.py, K and M from the task's `measurement`): the first phase's here,
-    # each phase's in `phases`.
-    first_step_s: float | None = None  # compile + first step, synced after it
+    # each phase's in `phases`. The steady fields come from the step probe after training (bench/harness/probe.py).
+    first_step_s: float | None = None  # compile + first step, seen complete by a watcher thread (no sync)
     steady_step_s: float | None = None  # median window time / M (windows of M steps after K warm-up steps)
     steady_step_iqr_s: float | None = None  # IQR of the windows' per-step times; None with < 2 windows
     steady_step_cv: float | None = None  # their coefficient of variation (sd / mean); None with < 2 windows
     step_windows: int | None = None  # full windows timed; 0: too few steps after warm-up (steady fields None)
     # Time-to-accuracy (MLPerf rule): None time and epoch = target not reached in this run.
     tta_target: float | None = None
-    time_to_accuracy_s: float | None = None  # from before the first batch to the first eval >= target
+    time_to_accuracy_s: float | None = None  # from before the first batch to the first eval >= target, compiles included
+    # less each begun phase's compile (first step minus a steady step): MLPerf's clock, compile before it
+    time_to_accuracy_excl_compile_s: float | None = None
     tta_reached_epoch: int | None = None
     # Efficiency (bench/harness/efficiency.py): analytic train FLOPs per sample x samples_per_s, against the
     # measured fp32 matmul peak (and on GPU the datasheet's); transfer cells also per phase in `phases`.
@@ -84,7 +86,14 @@ class Record:
     train_peak_rss_bytes: int | None = None  # VmHWM after training, the counter reset after setup
     train_added_rss_bytes: int | None = None  # train_peak_rss_bytes minus the RSS at the reset
     train_rss_note: str | None = None  # why the two above are None (no /proc/self/clear_refs)
-    peak_device_bytes: int | None = None  # the framework's own peak counter; None on CPU
+    peak_device_bytes: int | None = None  # = train_peak_device_bytes (the column reports show); None on CPU
+    # bench/harness/devmem.py: the framework's counters, peaks reset after setup (JAX cannot: see the note)
+    train_peak_device_bytes: int | None = None  # training steps only, read before each evaluation
+    eval_peak_device_bytes: int | None = None  # the evaluations apart
+    device_reserved_bytes: int | None = None  # what the caching allocator held at most (torch); None elsewhere
+    device_bytes_before_training: int | None = None  # in use after setup, before the first step
+    nvml_peak_bytes: int | None = None  # this process's GPU memory as NVML sees it, max of the reads
+    device_memory_note: str | None = None
     # After training (bench/harness/inference.py): the framework's inference path, then save and reload.
     latency_b1_s: float | None = None  # median of the batch-1 calls, logits back on the host
     latency_b1_p99_s: float | None = None

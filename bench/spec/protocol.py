@@ -25,12 +25,15 @@ PROFILES: dict[str, Profile] = {
 
 @dataclass(frozen=True)
 class Measurement:
-    """Steady-state step timing: `warmup_steps` steps (the first included) are not timed as steady;
-    then windows of `window_steps` steps, each timed with one sync at its end (bench/harness/timing.py).
-    On GPU a background thread draws `prefetch_batches` batches ahead of training (bench/harness/loop.py)."""
+    """Steady-state step timing, in a probe after training (bench/harness/probe.py), so that no sync of
+    it falls inside train_time_s: `warmup_steps` steps (the first included) are not timed as steady; then
+    windows of `window_steps` steps, each timed with one sync at its end (bench/harness/timing.py), over
+    at most `probe_steps` steps (and at most one epoch's). On GPU a background thread draws
+    `prefetch_batches` batches ahead of training (bench/harness/loop.py)."""
 
     warmup_steps: int
     window_steps: int
+    probe_steps: int = 200  # enough windows for a median and an IQR; a cost of seconds per phase
     prefetch_batches: int = 2  # 1 hides the draw behind one step; 2 also absorbs a slow draw now and then
 
     def prefetch(self, device: str) -> int:
@@ -45,6 +48,8 @@ class Measurement:
     def __post_init__(self) -> None:
         if self.warmup_steps < 1 or self.window_steps < 1:
             raise ValueError("warmup_steps and window_steps must be >= 1 (step 1 is always warm-up)")
+        if self.probe_steps < self.window_steps:
+            raise ValueError("probe_steps must hold at least one window")
         if self.prefetch_batches < 1:
             raise ValueError("prefetch_batches must be >= 1")
 

@@ -205,8 +205,8 @@ CATS_VS_DOGS = TaskSpec(
     reference_accuracy={"cats_vs_dogs": 0.95},
     target_accuracy={"cats_vs_dogs": 0.95},  # checked after every epoch of both phases
     # Smoke has 2 steps per phase: 1 warm-up step (compile) + 1-step windows is all that fits. A step
-    # is >= 0.2 s on CPU, so a sync after each costs far below 1 %.
-    measurement=Measurement(warmup_steps=1, window_steps=1),
+    # is >= 0.2 s on CPU: 20 of them bound the probe's cost per phase.
+    measurement=Measurement(warmup_steps=1, window_steps=1, probe_steps=20),
     profiles={
         "smoke": Profile("smoke", epochs=1, train_limit=64, test_limit=50),
         "quick": Profile("quick", epochs=1),

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx, serialization
@@ -14,10 +15,11 @@ from flax import nnx, serialization
 from bench.harness.adapter import check_names
 from bench.spec import LossType, TaskSpec
 from bench.spec.shapes import BN_STATISTICS, is_trainable
-from impls.jax.device import configure, device_name, device_peak_bytes, select_device
+from impls.jax.device import configure, device_memory, device_name, device_peak_bytes, select_device
 from impls.jax.layers import Net, dropouts, neutral_name
 from impls.jax.optim import build_tx
 from impls.jax.parallel import data_mesh, launcher_words, replicated, step_shardings
+from impls.jax.resident import Resident, no_data_parallel, resident_step
 
 
 def loss_fn(loss: LossType) -> Callable[[jax.Array, jax.Array], jax.Array]:
@@ -78,6 +80,9 @@ class Adapter:
         self._pred_aux = jax.jit(functools.partial(_predict, self._gdef, "aux_logits")) if task.aux_head else None
         self._pred_features = jax.jit(functools.partial(_predict, self._gdef, "features"))
         self.step: Any = None
+        self.step_at: Any = None
+        self._resident: Resident | None = None
+        self._last: jax.Array | None = None  # the last step's loss: what sync() blocks on
         self._trainable: list[str] = []
 
     def _abstract(self) -> Net:
@@ -105,6 +110,8 @@ class Adapter:
         # Donating the state lets XLA update the parameters in place instead of copying them each step.
         train = functools.partial(_train, self._gdef, gdef_opt, wrt, self.loss)
         self.step = jax.jit(train, donate_argnums=0, **step_shardings(self.mesh))
+        self.step_at = None if self.mesh else resident_step(train, self.task.batch_size)
+        self._last = None  # the new optimizer state came from a transfer, not from a step
 
     def settings(self) -> dict[str, str]:
         return dict(self._settings)
@@ -122,7 +129,36 @@ class Adapter:
         # NumPy goes straight into the jitted call: its C++ dispatch copies it to the state's device,
         # cheaper than two jax.device_put calls first (docs/protocol.md has the figures).
         self.states, loss = self.step(self.states, x, y)
+        self._last = loss
         return loss
+
+    def put_train(self, x: np.ndarray, y: np.ndarray) -> None:
+        no_data_parallel(self.mesh)
+        self._resident = Resident(x, y, self.device)
+
+    def set_order(self, order: np.ndarray) -> None:
+        no_data_parallel(self.mesh)
+        if self._resident is None:
+            raise RuntimeError("put_train() must be called before set_order()")
+        self._resident.set_order(order)
+
+    def train_step_at(self, i: int) -> jax.Array:
+        no_data_parallel(self.mesh)
+        if self.step_at is None or self._resident is None:
+            raise RuntimeError("set_phase() and put_train() must be called before train_step_at()")
+        self.states, loss = self.step_at(self.states, *self._resident.at(i))
+        self._last = loss
+        return loss
+
+    def to_device(self, x: np.ndarray, y: np.ndarray) -> tuple[jax.Array, jax.Array]:
+        # device_put returns at once (the copy is asynchronous), so the prefetch thread never waits.
+        return jax.device_put(x, self.device), jax.device_put(y, self.device)
+
+    def mark(self, out: jax.Array) -> jax.Array:
+        return out  # the loss array is its own completion token
+
+    def wait(self, token: jax.Array) -> None:
+        token.block_until_ready()
 
     def logits(self, x: np.ndarray) -> jax.Array:
         """Inference-mode logits as the framework returns them (float32 in both precisions)."""
@@ -169,11 +205,23 @@ class Adapter:
         return {neutral_name(p): np.array(v[...], dtype=np.float32, copy=True) for p, v in flat}
 
     def sync(self) -> None:
-        # Async dispatch: block on the parameters and optimizer state, not only the loss.
-        jax.block_until_ready(self.states)
+        # One step's outputs share one PJRT definition event (tests/frameworks/test_jax_sync.py), so its
+        # loss is ready only when the new states are: one wait instead of a walk over every leaf.
+        jax.block_until_ready(self._last if self._last is not None else self.states)
 
     def device_name(self) -> str:
         return device_name(self.device)
 
     def device_peak_bytes(self) -> int | None:
         return device_peak_bytes(self.device)
+
+    def reset_device_peak(self) -> None:
+        pass  # JAX has no reset of peak_bytes_in_use: device_memory's peak runs from process start
+
+    def device_memory(self) -> dict[str, int | None]:
+        return device_memory(self.device)
+
+    def matmul_fp32(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        # jax_default_matmul_precision (select_device) governs this product as it does the model's.
+        product = jnp.matmul(jax.device_put(a, self.device), jax.device_put(b, self.device))
+        return np.asarray(product, dtype=np.float32)

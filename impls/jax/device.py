@@ -46,3 +46,12 @@ def device_peak_bytes(device: jax.Device) -> int | None:
         return None
     stats = device.memory_stats() or {}
     return stats.get("peak_bytes_in_use")
+
+
+def device_memory(device: jax.Device) -> dict[str, int | None]:
+    """The allocator's counters: peak since the process started (JAX cannot reset it), bytes in use now."""
+    if device.platform == "cpu":
+        return {"peak_bytes": None, "in_use_bytes": None, "reserved_bytes": None}
+    stats = device.memory_stats() or {}
+    return {"peak_bytes": stats.get("peak_bytes_in_use"), "in_use_bytes": stats.get("bytes_in_use"),
+            "reserved_bytes": None}

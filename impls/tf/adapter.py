@@ -18,10 +18,11 @@ import tensorflow as tf
 from bench.harness.adapter import check_names, unsupported
 from bench.spec import LossType, TaskSpec
 from bench.spec.shapes import BN_STATISTICS, is_trainable, weight_shapes
-from impls.tf.device import configure, device_name, device_peak_bytes, select_device
+from impls.tf.device import configure, device_memory, device_name, device_peak_bytes, reset_device_peak, select_device
 from impls.tf.layers import build_model
 from impls.tf.optim import build_optimizer
 from impls.tf.parallel import distributed_step, mirrored, own_dropout_streams, replica_loss
+from impls.tf.resident import DATA_PARALLEL, copy_batch, copy_order, gathered
 
 
 def loss_fn(loss: LossType, per_example: bool = False) -> tuple[Callable[[Any, Any], Any], tf.DType]:
@@ -74,6 +75,7 @@ class Adapter:
                              if aux is not None else None)
         self._predict_features = tf.function(lambda x: features(x, training=False), jit_compile=self.jit)
         self.step: Any = None
+        self.step_at: Any = None
 
     def set_phase(self, index: int) -> None:
         phase = self.task.phases[index]
@@ -97,6 +99,8 @@ class Adapter:
         # A new function: the captured variables changed.
         if self.strategy is None:
             self.step = tf.function(self._step_fn(opt), jit_compile=self.jit)
+            # The resident step: the same body and optimizer, its batch gathered on the device.
+            self.step_at = tf.function(gathered(self._step_fn(opt), self.task.batch_size), jit_compile=self.jit)
         else:
             self.step = tf.function(distributed_step(self.strategy, self._step_fn(opt), self.jit))
 
@@ -136,7 +140,36 @@ class Adapter:
         if self.step is None:
             raise RuntimeError("set_phase() must be called before train_step()")
         with tf.device(self.tf_device):
+            # tf.constant returns a to_device() tensor as it is (same dtype), and copies a NumPy array.
             return self.step(tf.constant(x), tf.constant(y, self.label_dtype))
+
+    def _one_device(self) -> None:
+        if self.strategy is not None:  # the harness uses the resident path for one-device cells only
+            raise NotImplementedError(DATA_PARALLEL)
+
+    def put_train(self, x: np.ndarray, y: np.ndarray) -> None:
+        self._one_device()
+        self.resident = copy_batch(self.tf_device, x, y, self.label_dtype)
+
+    def set_order(self, order: np.ndarray) -> None:
+        self._one_device()
+        self.order = copy_order(self.tf_device, order)
+
+    def train_step_at(self, i: int) -> tf.Tensor:
+        self._one_device()
+        if self.step_at is None:
+            raise RuntimeError("set_phase() must be called before train_step_at()")
+        with tf.device(self.tf_device):
+            return self.step_at(*self.resident, self.order, tf.constant(i, tf.int32))  # a tensor i: one trace
+
+    def to_device(self, x: np.ndarray, y: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
+        return copy_batch(self.tf_device, x, y, self.label_dtype)
+
+    def mark(self, out: tf.Tensor) -> tf.Tensor:
+        return out  # the loss tensor: ready exactly when its step is
+
+    def wait(self, token: tf.Tensor) -> None:
+        token.numpy()  # blocks until the value exists; eager tensors are safe to read from any thread
 
     def logits(self, x: np.ndarray) -> tf.Tensor:
         """Inference-mode logits as the framework returns them (float32 in both precisions)."""
@@ -184,3 +217,13 @@ class Adapter:
 
     def device_peak_bytes(self) -> int | None:
         return device_peak_bytes(self.on_gpu, self.devices)
+
+    def reset_device_peak(self) -> None:
+        reset_device_peak(self.on_gpu, self.devices)
+
+    def device_memory(self) -> dict[str, int | None]:
+        return device_memory(self.on_gpu, self.devices)
+
+    def matmul_fp32(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        with tf.device(self.tf_device):  # TF32 is off process-wide (select_device)
+            return np.asarray(tf.linalg.matmul(tf.constant(a, tf.float32), tf.constant(b, tf.float32)), np.float32)

@@ -12,6 +12,8 @@ from bench.harness.adapter import DeviceUnavailable, cpu_threads
 from bench.machine import cpu_model
 from bench.spec.modes import check_precision, resolve_mode
 
+PLACEMENT = "soft device placement off: an op without a GPU kernel is an error, not a silent CPU op"
+
 
 def select_device(device: str, devices: int = 1) -> str:
     """Threads, GPU visibility and fp32 pinning for a build (with `devices` > 1: that many devices of the
@@ -28,6 +30,7 @@ def select_device(device: str, devices: int = 1) -> str:
             raise DeviceUnavailable("TensorFlow sees no GPU (tf.config.list_physical_devices('GPU') is empty)")
         if len(gpus) < devices:
             raise DeviceUnavailable(f"TensorFlow sees {len(gpus)} GPUs, the cell asks for {devices}")
+        strict_placement()
         tf_device = "/GPU:0"
     elif device == "cpu":
         tf.config.set_visible_devices([], "GPU")
@@ -39,6 +42,12 @@ def select_device(device: str, devices: int = 1) -> str:
     # TF enables TF32 on Ampere+ by default; the comparison is fp32.
     tf.config.experimental.enable_tensor_float_32_execution(False)
     return tf_device
+
+
+def strict_placement() -> None:
+    """No silent CPU fallback on a GPU cell (soft placement is TF's eager default): a CPU op inside a GPU
+    step would be timed as GPU work. Process-wide, so set only for a GPU build, before its first op."""
+    tf.config.set_soft_device_placement(False)
 
 
 def split_cpu(n: int) -> None:
@@ -59,7 +68,7 @@ def configure(device: str, mode: str, precision: str) -> tuple[bool, dict[str, s
     jit = resolve_mode("tf", device, mode) == "compiled"
     check_precision(precision)
     gpu = device == "gpu"
-    return jit, {
+    settings = {
         "mode": "tf.function, jit_compile=True (XLA)" if jit else "tf.function, jit_compile=False (graph, no XLA)",
         "precision": ("keras mixed_bfloat16 policy, output Dense float32, float32 variables and loss"
                       if precision == "bf16" else "float32" + (", TF32 off" if gpu else "")),
@@ -67,6 +76,9 @@ def configure(device: str, mode: str, precision: str) -> tuple[bool, dict[str, s
         "autotune": (f"TF_CUDNN_USE_AUTOTUNE={os.environ.get('TF_CUDNN_USE_AUTOTUNE', 'unset (on)')}, "
                      f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}") if gpu else "none on CPU",
     }
+    if gpu:
+        settings["placement"] = PLACEMENT
+    return jit, settings
 
 
 def device_name(on_gpu: bool) -> str:
@@ -77,7 +89,21 @@ def device_name(on_gpu: bool) -> str:
 
 
 def device_peak_bytes(on_gpu: bool, devices: int = 1) -> int | None:
-    """The largest peak over the cell's GPUs (data-parallel replicas peak alike; GPU:0 also reduces)."""
+    return device_memory(on_gpu, devices)["peak_bytes"]
+
+
+def reset_device_peak(on_gpu: bool, devices: int = 1) -> None:
+    """A new peak on each of the cell's GPUs (the peak becomes the memory in use now)."""
+    if on_gpu:
+        for i in range(devices):
+            tf.config.experimental.reset_memory_stats(f"GPU:{i}")
+
+
+def device_memory(on_gpu: bool, devices: int = 1) -> dict[str, int | None]:
+    """Peak and in-use bytes of TF's GPU allocator, the largest over the cell's GPUs (data-parallel replicas
+    peak alike; GPU:0 also reduces); TF's API reports no reserved pool, so that is None; all None on CPU."""
     if not on_gpu:
-        return None
-    return max(int(tf.config.experimental.get_memory_info(f"GPU:{i}")["peak"]) for i in range(devices))
+        return {"peak_bytes": None, "in_use_bytes": None, "reserved_bytes": None}
+    info = [tf.config.experimental.get_memory_info(f"GPU:{i}") for i in range(devices)]
+    return {"peak_bytes": max(int(m["peak"]) for m in info),
+            "in_use_bytes": max(int(m["current"]) for m in info), "reserved_bytes": None}

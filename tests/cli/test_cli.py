@@ -32,12 +32,14 @@ def slowed_torch(tmp_path: Path, seconds: float, use_exec: bool = True) -> str:
     (tmp_path / "slow_worker.py").write_text(
         "import runpy, sys, time\n"
         "import impls.torch.adapter as a\n"
-        "step = a.Adapter.train_step\n"
-        "def slow(self, x, y):\n"
-        f"    open({str(tmp_path / 'stepping')!r}, 'w').close()  # tells the test that training has begun\n"
-        f"    time.sleep({seconds})\n"
-        "    return step(self, x, y)\n"
-        "a.Adapter.train_step = slow\n"
+        "def slowed(step):\n"
+        "    def slow(self, *args):\n"
+        f"        open({str(tmp_path / 'stepping')!r}, 'w').close()  # tells the test that training has begun\n"
+        f"        time.sleep({seconds})\n"
+        "        return step(self, *args)\n"
+        "    return slow\n"
+        "a.Adapter.train_step = slowed(a.Adapter.train_step)\n"
+        "a.Adapter.train_step_at = slowed(a.Adapter.train_step_at)  # the device-resident path (MNIST)\n"
         "sys.argv = ['bench.harness.worker'] + sys.argv[3:]  # drop '-m bench.worker' given by the runner\n"
         "runpy.run_module('bench.harness.worker', run_name='__main__')\n")
     command = f'{sys.executable} {tmp_path / "slow_worker.py"} "$@"'

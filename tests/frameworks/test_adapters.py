@@ -115,10 +115,9 @@ def test_smoke_training_on_real_digits_ends_far_above_chance(fw, task_name, tmp_
 
 @pytest.mark.parametrize("fw", FW_PARAMS)
 def test_a_prefetched_epoch_trains_exactly_as_an_inline_one(fw):
-    # The GPU input path (bench/harness/loop.py: batches drawn on a background thread) with the real
-    # framework on CPU: the same batches in the same order give the same losses and weights.
+    # The GPU input path for photos (bench/harness/loop.py: batches drawn on a background thread, which
+    # copies each to the device) with the real framework on CPU: the same losses and weights.
     from bench.harness import loop
-    from bench.harness.timing import StepWindows
 
     task = without_dropout(TASKS["mnist_mlp"])
     td = smoke_data()
@@ -126,8 +125,7 @@ def test_a_prefetched_epoch_trains_exactly_as_an_inline_one(fw):
     results = []
     for prefetch in (0, 2):
         adapter = built(fw, task, w)
-        windows = StepWindows(task.measurement, adapter.sync)
-        _, losses = loop.train_epoch(adapter, data.train_batches(task, td.train, 0, 0), windows, prefetch)
+        _, losses = loop.train_epoch(adapter, loop.host_steps(adapter, data.train_batches(task, td.train, 0, 0), prefetch))
         results.append(([float(v) for v in losses], adapter.get_weights()))
     (inline, w_inline), (ahead, w_ahead) = results
     assert len(inline) == len(td.train) // task.batch_size and inline[-1] < inline[0]

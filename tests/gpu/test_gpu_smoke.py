@@ -27,5 +27,12 @@ def test_a_smoke_cell_trains_on_the_gpu_with_its_pins(fw, tmp_path):
     assert res.returncode == 0 and rec["status"] == "ok", rec["error"]
     assert rec["device"] == "gpu" and rec["device_name"] != rec["env"]["cpu"]
     assert rec["peak_device_bytes"] and rec["peak_device_bytes"] > 0
+    assert rec["train_peak_device_bytes"] == rec["peak_device_bytes"] and rec["eval_peak_device_bytes"] > 0
+    assert rec["device_bytes_before_training"] > 0  # the resident split at least
+    if fw == "torch":
+        assert rec["device_reserved_bytes"] >= rec["train_peak_device_bytes"]
     assert rec["test_accuracy"] > 0.6
+    assert rec["settings"]["input"].startswith("device-resident")
+    assert rec["settings"]["tf32_check"].startswith("fp32 (no TF32)"), rec["settings"]
     assert any(pin in rec["settings"]["precision"] for pin in ("TF32 off", "highest")), rec["settings"]
+    assert rec["steady_step_s"] and rec["first_step_s"] > rec["steady_step_s"]

@@ -1,11 +1,13 @@
 """The epoch loop's prefetcher: same batches in the same order, drawn ahead on another thread, errors in place."""
+import functools
 import itertools
+import sys
 import threading
 import time
 
 import pytest
 
-from bench.harness import loop
+from bench.harness import loop, timing
 from bench.harness.timing import StepWindows
 from bench.spec import Measurement
 
@@ -97,6 +99,15 @@ class RecordingAdapter:
         self.seen.append((x, y))
         return float(x)
 
+    def to_device(self, x, y):
+        return x, y
+
+    def mark(self, out):
+        return out
+
+    def wait(self, token):
+        pass
+
     def sync(self):
         self.syncs += 1
 
@@ -105,18 +116,28 @@ def test_train_epoch_feeds_every_batch_and_overlaps_drawing_with_steps():
     # 20 batches, each taking 30 ms to draw and 30 ms to train: serial would be 1.2 s; drawn ahead, ~0.63 s.
     adapter = RecordingAdapter(0.03)
     windows = StepWindows(Measurement(2, 5), adapter.sync)
-    elapsed, losses = loop.train_epoch(adapter, Source(20, draw_s=0.03), windows, prefetch=2)
+    elapsed, losses = loop.train_epoch(adapter, loop.host_steps(adapter, Source(20, draw_s=0.03), 2), windows)
     assert adapter.seen == [(i, -i) for i in range(20)] and losses == list(range(20))
-    # Window syncs: after step 1, at warm-up end (step 2), after steps 7, 12, 17; then the epoch's own.
+    # Window syncs (the probe's): after step 1, at warm-up end (step 2), after steps 7, 12, 17; then the epoch's own.
     assert adapter.syncs == 6
     assert 0.6 <= elapsed < 0.95
+
+
+def test_a_training_epoch_syncs_once_at_its_end():
+    """No step window inside train_time_s: the epoch's one sync, after its last step."""
+    adapter = RecordingAdapter(0.0)
+    syncs_at: list[int] = []
+    adapter.sync = lambda: syncs_at.append(len(adapter.seen))
+    _, losses = loop.train_epoch(adapter, loop.host_steps(adapter, Source(20), 0), first=timing.FirstStep(adapter))
+    assert syncs_at == [20] and len(losses) == 20
 
 
 def test_train_epoch_raises_the_sources_error_and_leaves_no_thread():
     adapter = RecordingAdapter(0.0)
     before = threading.active_count()
     with pytest.raises(KeyError):
-        loop.train_epoch(adapter, Source(10, fail_at=4), StepWindows(Measurement(2, 5), adapter.sync), prefetch=2)
+        loop.train_epoch(adapter, loop.host_steps(adapter, Source(10, fail_at=4), 2),
+                         StepWindows(Measurement(2, 5), adapter.sync))
     assert len(adapter.seen) == 4
     assert threading.active_count() == before
 
@@ -127,8 +148,9 @@ def test_the_spec_draws_ahead_on_gpu_only_and_the_record_says_how():
     for task in TASKS.values():
         assert task.measurement.prefetch("cpu") == 0
         assert task.measurement.prefetch("gpu") == task.measurement.prefetch_batches >= 1
-    assert "training thread" in loop.input_setting(0)
-    assert "2 ahead" in loop.input_setting(2) and "background thread" in loop.input_setting(2)
+    assert "training thread" in loop.input_setting(False, 0)
+    assert "2 ahead" in loop.input_setting(False, 2) and "copies each to the device" in loop.input_setting(False, 2)
+    assert loop.input_setting(True, 2).startswith("device-resident")
 
 
 class AsyncDevice:
@@ -157,10 +179,28 @@ def test_the_epoch_clock_includes_work_that_finishes_only_at_sync():
     # train_step returned at once. An adapter whose sync() does not wait would time the dispatch alone.
     dev = AsyncDevice(0.1)
     windows = StepWindows(Measurement(warmup_steps=10, window_steps=1), dev.sync)  # no window sync inside
-    elapsed, losses = loop.train_epoch(dev, [(i, i) for i in range(6)], windows, 0)
+    elapsed, losses = loop.train_epoch(dev, loop.host_steps(dev, [(i, i) for i in range(6)], 0), windows)
     assert len(losses) == 6 and elapsed >= 0.6
     dev.pending.clear()
     no_wait = type("NoWait", (), {"train_step": dev.train_step, "sync": lambda self: None})()
-    quick, _ = loop.train_epoch(no_wait, [(i, i) for i in range(6)], StepWindows(Measurement(10, 1), lambda: None), 0)
+    quick, _ = loop.train_epoch(no_wait, loop.host_steps(no_wait, [(i, i) for i in range(6)], 0))
     assert quick < 0.3  # the check above can fail: without the sync's wait the clock misses the work
     dev.sync()
+
+
+def test_the_first_step_is_timed_by_a_watcher_without_a_sync_in_the_training_thread():
+    """Step 1 takes 0.3 s on the fake device, the rest 0.02 s each: the watcher sees step 1 end at ~0.3 s
+    while the training thread queued every step at once and synced only at the epoch's end."""
+    dev = AsyncDevice(0.3)
+    dev.mark = lambda out: dev.pending[-1]  # the token: that step's work
+    dev.wait = lambda token: token.join()
+    syncs: list[float] = []
+    real_sync = dev.sync
+    dev.sync = lambda: (syncs.append(timing.now()), real_sync())
+    first = timing.FirstStep(dev)
+    steps = [functools.partial(dev.train_step, 0, 0)] + [lambda: (setattr(dev, "work_s", 0.02), dev.train_step(0, 0))[1]
+                                                         for _ in range(5)]
+    elapsed, _ = loop.train_epoch(dev, iter(steps), first=first)
+    assert len(syncs) == 1
+    assert 0.28 <= first.seconds() <= min(0.45, elapsed)
+    assert sys.getswitchinterval() == pytest.approx(0.005, rel=0.5)  # restored after the watch
