@@ -41,10 +41,12 @@ def epoch(adapter: Any, case: Case, s: data.Split, resident: bool, windows: bool
     return loop.train_epoch(adapter, steps, hook)[0]
 
 
-def sized(step_s: float) -> tuple[int, int]:
-    """(steps per epoch, rounds) for ~WINDOW_S epochs within the overhead budget."""
+def sized(step_s: float, disabled: bool = False) -> tuple[int, int]:
+    """(steps per epoch, rounds) for ~WINDOW_S epochs within the overhead budget; one round when
+    pytest-benchmark is disabled (a check that the case runs, not a measurement)."""
     steps = max(MIN_STEPS, min(MAX_STEPS, round(WINDOW_S / step_s)))
-    return steps, max(MIN_ROUNDS, min(MAX_ROUNDS, round(cases.OVERHEAD_BUDGET_S / (2 * steps * step_s))))
+    rounds = max(MIN_ROUNDS, min(MAX_ROUNDS, round(cases.OVERHEAD_BUDGET_S / (2 * steps * step_s))))
+    return steps, 1 if disabled else rounds
 
 
 def run(arms: dict[str, Callable[[], float]], rounds: int) -> dict[str, np.ndarray]:
@@ -76,6 +78,8 @@ def table() -> list[str]:
         lo, hi = r["ci_pct"]
         lines.append(f"{r['comparison']:<28} {r['framework']:<9} {r['task']:<32} {r['a_ms']:>9.1f} {r['b_ms']:>9.1f} "
                      f"{r['pct']:>+8.2f}% {f'[{lo:+.2f}, {hi:+.2f}] %':>17} {r['rounds']:>6}")
+    if any(r["rounds"] < 3 for r in ROWS):
+        lines.append("fewer than 3 rounds (--benchmark-disable?): these figures are not measurements")
     lines.append("A/B - 1: median over rounds of the paired epoch-time ratio; A and B alternate in order every round. "
                  "windows on/off: A = epoch with the step-window syncs inside, B = without (what train_time_s holds "
                  "now). resident/host: A = device-resident MNIST, B = host batches (drawn, converted, copied per step)")

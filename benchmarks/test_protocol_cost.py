@@ -28,7 +28,7 @@ def step_seconds(adapter, case: Case) -> float:
 @pytest.mark.parametrize(("fw", "case"), params(WINDOW_CASES))
 def test_step_windows_cost(benchmark, fw: str, case: Case) -> None:
     adapter = build(fw, case, cached=False)
-    steps, rounds = paired.sized(step_seconds(adapter, case))
+    steps, rounds = paired.sized(step_seconds(adapter, case), benchmark.disabled)
     s = paired.split(case, steps)
     resident = not case.photos
     if resident:
@@ -44,7 +44,7 @@ def test_step_windows_cost(benchmark, fw: str, case: Case) -> None:
 @pytest.mark.parametrize(("fw", "case"), params(RESIDENT_CASES))
 def test_device_resident_vs_host_input(benchmark, fw: str, case: Case) -> None:
     adapter = build(fw, case, cached=False)
-    steps, rounds = paired.sized(step_seconds(adapter, case))
+    steps, rounds = paired.sized(step_seconds(adapter, case), benchmark.disabled)
     s = paired.split(case, steps)
     adapter.put_train(s.x, s.y)
     arms = {"resident": lambda: paired.epoch(adapter, case, s, True, False),

@@ -51,6 +51,19 @@ def train_sizes(text: str | None) -> tuple[int | None, ...]:
     return tuple(sizes)
 
 
+def gpu_indices(text: str | None) -> tuple[int, ...] | None:
+    """--gpu 0 or 0,1: distinct non-negative GPU indices; None (the flag left out): the default."""
+    if text is None:
+        return None
+    items = [v.strip() for v in text.split(",")]
+    if not all(v.isdigit() for v in items):  # isdigit: no sign, no blanks
+        raise UsageError(f"--gpu {text!r}: give GPU indices as non-negative whole numbers, e.g. 0 or 0,1")
+    out = tuple(int(v) for v in items)
+    if len(set(out)) != len(out):
+        raise UsageError(f"--gpu {text!r}: give each GPU once")
+    return out
+
+
 def bounded_int(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:

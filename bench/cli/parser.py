@@ -83,6 +83,12 @@ def _run(sub: argparse._SubParsersAction[Parser]) -> None:
     run.add_argument("--devices", type=bounded_int(1, 64), default=1, metavar="N",
                      help="train every network cell data-parallel on N devices of its kind (torchrun, "
                           "MirroredStrategy, a JAX mesh); N divides each batch (default: 1; docs/distributed.md)")
+    run.add_argument("--gpu", default=None, metavar="INDEX[,INDEX...]",
+                     help="the GPUs a GPU cell sees (CUDA_VISIBLE_DEVICES, nvidia-smi's numbering): the first N "
+                          "for --devices N (default: 0, or 0..N-1), so no framework opens a context on the others")
+    run.add_argument("--warm-caches", action="store_true",
+                     help="keep the user's on-disk compile caches (inductor, Triton, CUDA, JAX); default: each cell "
+                          "gets fresh, private ones, so a repeat never starts warm (docs/protocol.md)")
     run.add_argument("--executor", default="local", metavar="local|slurm",
                      help="local: each cell a subprocess here (default); slurm: each cell a SLURM job through "
                           "submitit (docs/cluster.md)")

@@ -2,13 +2,23 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import data, machine, records
-from bench.cli.args import choices, data_root, frameworks, pythons, slurm_options, train_sizes, writable_folder
+from bench.cli.args import (
+    choices,
+    data_root,
+    frameworks,
+    gpu_indices,
+    pythons,
+    slurm_options,
+    train_sizes,
+    writable_folder,
+)
 from bench.cli.console import err_console, out_console, warn_all
 from bench.data import subsets
 from bench.errors import UsageError
@@ -18,6 +28,7 @@ from bench.report import export
 from bench.report.tables import rich_table
 from bench.runner import RunConfig, plan, run
 from bench.runner.config import new_run_id
+from bench.runner.isolation import visible_gpus
 from bench.spec import DEVICES, TASKS, modes, optimizer_axis, spec_hash, sweep
 from bench.spec.optimizers import NAMES
 
@@ -45,6 +56,7 @@ def config(args: argparse.Namespace, devices: tuple[str, ...], out: Path | None,
         from bench.runner import slurm_options  # imports submitit: only for SLURM runs
 
         slurm_options.check(cfg)
+    _check_gpus(cfg)
     writable_folder(cfg.out)
     return cfg
 
@@ -56,8 +68,20 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
              "baselines": choices(args.baseline, _all_baselines(), "baseline") if args.baseline else (),
              "optimizers": choices(args.optimizer, NAMES, "optimizer") if args.optimizer else (),
              "inference": not args.no_inference, "n_devices": args.devices, "executor": args.executor,
-             "slurm_options": slurm_options(args.slurm_opt)}
+             "slurm_options": slurm_options(args.slurm_opt), "gpus": gpu_indices(args.gpu),
+             "warm_caches": args.warm_caches}
     return opts | ({"threads": args.threads} if args.threads else {})
+
+
+def _check_gpus(cfg: RunConfig) -> None:
+    """Here (a local run): --gpu's indices must exist among the GPUs this process sees, before any cell runs."""
+    if "gpu" not in cfg.devices or cfg.executor != "local":  # a SLURM node's GPUs are known on the node
+        return
+    visible_gpus(os.environ.get("CUDA_VISIBLE_DEVICES"), cfg.gpu_indices(), cfg.n_devices)  # raises UsageError
+    found = len(machine.gpu_models())
+    if found and "CUDA_VISIBLE_DEVICES" not in os.environ and max(cfg.gpu_indices()) >= found:
+        raise UsageError(f"--gpu {','.join(map(str, cfg.gpu_indices()))}: nvidia-smi finds {found} GPUs here; "
+                         f"choose indices 0..{found - 1}")
 
 
 def _all_baselines() -> list[str]:

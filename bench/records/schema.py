@@ -61,7 +61,7 @@ class Record:
     step_windows: int | None = None  # full windows timed; 0: too few steps after warm-up (steady fields None)
     # Time-to-accuracy (MLPerf rule): None time and epoch = target not reached in this run.
     tta_target: float | None = None
-    time_to_accuracy_s: float | None = None  # from before the first batch to the first eval >= target, compiles included
+    time_to_accuracy_s: float | None = None  # before the first batch to the first eval >= target, compiles included
     # less each begun phase's compile (first step minus a steady step): MLPerf's clock, compile before it
     time_to_accuracy_excl_compile_s: float | None = None
     tta_reached_epoch: int | None = None

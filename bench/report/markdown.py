@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from bench.records import Record, summarize
-from bench.report import inference, optimizers, scaling, sweep
+from bench.report import inference, optimizers, scaling, sweep, yardstick
 from bench.report.tables import fmt_mfu, fmt_pct, fmt_s, fmt_step, markdown_table, table_rows
 from bench.spec import TASKS, modes
 
@@ -29,7 +29,8 @@ def _environment(records: list[Record]) -> list[str]:
                      f"{threads} CPU threads per worker, commit {commit or 'unknown'}")
     if records:
         lines.append(modes.summary(records))
-    return lines
+    stick = yardstick.describe(records)
+    return lines + ([stick] if stick else [])
 
 
 NOTES = """\
@@ -39,10 +40,12 @@ warm-up, *steady epoch* is the median of epochs 2..n; *samples/s* is over steady
 is the worker process's peak resident memory (imports, data and framework included); *peak device
 mem* is the framework's own allocator peak. *GFLOP/s* is the task's analytic training FLOPs per
 sample (2 per multiply-add of its conv and dense layers, training = 3 x forward, frozen layers less:
-bench/spec/flops.py) times samples/s; *MFU* divides it by the peak of fp32 square matmuls measured in the
-same framework on the same machine and thread count (cached per machine, see the records' `peaks`),
-so it says how near a framework gets to its own matmul speed (compare frameworks by GFLOP/s); on
-GPU *MFU nominal* divides by the datasheet's dense fp32 peak. Every framework starts from the same
+bench/spec/flops.py) times samples/s; *MFU* divides it by one peak per machine, device and precision,
+the same for every framework (the line above names it: on GPU the datasheet's dense peak, else the
+best square-matmul peak any framework measured there), so MFUs compare across frameworks; *MFU own
+peak* divides by the peak measured in the same framework on the same machine and thread count
+(cached per machine, see the records' `peaks`): how near a framework gets to its own matmul speed;
+on GPU *MFU nominal* divides by the datasheet's dense peak. Every framework starts from the same
 weights file, sees the same batches in the same order and uses the spec's optimizer rule in fp32
 (TF32 off).
 

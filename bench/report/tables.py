@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.records import Record
+from bench.report import yardstick
 from bench.spec import FRAMEWORKS, TASKS, modes
 
 Cell = dict[str, Any]
@@ -35,7 +36,8 @@ def fmt_mfu(v: float | None) -> str:
 METRICS = ("test_accuracy", "train_time_s", "steady_epoch_s", "first_epoch_s", "samples_per_s",
            "peak_host_rss_bytes", "peak_device_bytes", "eval_time_s", "achieved_flops", "mfu", "mfu_nominal",
            "first_step_s", "steady_step_s", "steady_step_iqr_s", "time_to_accuracy_s", "train_added_rss_bytes",
-           "latency_b1_s", "predict_samples_per_s", "saved_bytes")
+           "latency_b1_s", "predict_samples_per_s", "saved_bytes", "mfu_headline")
+HEADLINE = "mfu_headline"  # achieved over one yardstick per machine and precision (bench/report/yardstick.py)
 KEY = ["task", "framework", "device"]
 VARIANT_FIELDS = ("profile", "dataset", "epochs", "train_size", "optimizer")  # in the row label when they vary
 NETWORK_ONLY = ("epochs", "optimizer")  # a classical baseline (epochs 0) has neither
@@ -96,6 +98,7 @@ def aggregate(records: list[Record]) -> dict[tuple[str, str, str], Cell]:
     if len(df):
         keys = row_keys(records)
         df["task"], df["framework"] = [k[0] for k in keys], [k[1] for k in keys]
+        df[HEADLINE] = [math.nan if v is None else v for v in yardstick.headline(records)]
     ok = df[df["status"] == "ok"]
     medians = ok.groupby(KEY)[list(METRICS)].median() if len(ok) else None
     out: dict[tuple[str, str, str], Cell] = {}
@@ -187,8 +190,9 @@ def _device_columns(device: str, compact: bool) -> list[tuple[str, Callable[[Cel
         (f"{d} steady step ms ± IQR", fmt_step, True),
         (f"{d} time to acc s", fmt_tta, False),
         (f"{d} samples/s", lambda c: _with_spread(c, "samples_per_s", fmt_rate), False),
-        (f"{d} GFLOP/s", lambda c: fmt_gflops(c["achieved_flops"]), False),
-        (f"{d} MFU", lambda c: fmt_mfu(c["mfu"]), True),
+        (f"{d} GFLOP/s", lambda c: fmt_gflops(c["achieved_flops"]), True),
+        (f"{d} MFU", lambda c: fmt_mfu(c[HEADLINE]), True),  # one peak for all frameworks: comparable
+        (f"{d} MFU own peak", lambda c: fmt_mfu(c["mfu"]), False),  # the framework's own matmul peak
         (f"{d} peak RSS", lambda c: fmt_bytes(c["peak_host_rss_bytes"]), device == "cpu"),
         (f"{d} train-added RSS", lambda c: fmt_bytes(c["train_added_rss_bytes"]), False),
         (f"{d} batch-1 latency ms", lambda c: "–" if c["latency_b1_s"] is None else f"{1e3 * c['latency_b1_s']:.3g}",
@@ -224,10 +228,18 @@ def table_rows(records: list[Record], compact: bool = False) -> tuple[list[str],
                 c = agg.get((t, f, d))
                 row += [fn(c) if c else "–" for _, fn in _device_columns(d, compact)]
             if speedup:
-                cpu, gpu = (agg.get((t, f, d), {}).get("train_time_s") for d in ("cpu", "gpu"))
+                cpu, gpu = (agg.get(k, {}).get("train_time_s") for k in (cpu_twin(agg, (t, f, "gpu")), (t, f, "gpu")))
                 row.append(f"{cpu / gpu:.1f}×" if cpu and gpu else "–")
             rows.append(row)
     return header, rows
+
+
+def cpu_twin(cells: dict[tuple[str, str, str], Any], key: tuple[str, str, str]) -> tuple[str, str, str]:
+    """The CPU row a GPU row's speedup is over: the same label, else the framework's plain (CPU-default) row
+    (a GPU label always names its mode: 'torch (compiled, fp32)' over 'torch')."""
+    same = (key[0], key[1], "cpu")
+    plain = (key[0], re.sub(r" \([^)]*\)", "", key[1], count=1), "cpu")
+    return same if same in cells or plain not in cells else plain
 
 
 def rich_table(records: list[Record], title: str = "bench") -> Any:

@@ -58,6 +58,8 @@ class RunConfig:
     n_devices: int = 1  # data-parallel width of every network cell (docs/distributed.md); 1: one device
     executor: str = "local"  # local: a subprocess per cell; slurm: a SLURM job per cell (docs/cluster.md)
     slurm_options: tuple[tuple[str, str], ...] = ()  # --slurm-opt KEY=VALUE, passed to submitit
+    gpus: tuple[int, ...] | None = None  # --gpu: the GPUs a GPU cell sees, the first n_devices; None: 0..n-1
+    warm_caches: bool = False  # --warm-caches: the user's compile caches; else fresh private ones per cell
 
     def __post_init__(self) -> None:
         for what, values, valid in (("task", self.tasks, list(TASKS)),
@@ -125,9 +127,26 @@ class RunConfig:
         if self.n_devices > 1 and self.threads < self.n_devices and "cpu" in self.devices:
             raise UsageError(f"--devices {self.n_devices} on the CPU needs at least one thread per device; "
                              f"--threads is {self.threads}")
+        self._check_gpus()
         _one_of("executor", self.executor, EXECUTORS, "executor")
         if self.slurm_options and self.executor != "slurm":
             raise UsageError("--slurm-opt needs --executor slurm")
+
+    def _check_gpus(self) -> None:
+        if self.gpus is None:
+            return
+        if not self.gpus or any(g < 0 for g in self.gpus) or len(set(self.gpus)) != len(self.gpus):
+            raise UsageError(f"--gpu {','.join(map(str, self.gpus))}: give distinct GPU indices (0, 1, ...), e.g. 0,1")
+        if "gpu" not in self.devices:
+            raise UsageError("--gpu picks the GPUs of GPU cells: add --device gpu (or cpu,gpu)")
+        if len(self.gpus) < self.n_devices:
+            raise UsageError(f"--devices {self.n_devices} trains on {self.n_devices} GPUs but --gpu names "
+                             f"{len(self.gpus)}: give {self.n_devices} indices, e.g. --gpu "
+                             + ",".join(map(str, range(self.n_devices))))
+
+    def gpu_indices(self) -> tuple[int, ...]:
+        """The GPUs a GPU cell sees (CUDA_VISIBLE_DEVICES), in --gpu's order: the given ones, else 0..n-1."""
+        return (self.gpus or tuple(range(self.n_devices)))[:self.n_devices]
 
     def baselines_of(self, task: str) -> tuple[str, ...]:
         """The classical baselines a task runs: the chosen ones, else all it has."""

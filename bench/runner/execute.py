@@ -19,6 +19,7 @@ from typing import Any
 
 from bench import machine
 from bench.files import write_atomic
+from bench.harness.caches import cell_folder
 from bench.harness.cell import Cell
 from bench.harness.worker import EVENT_PREFIX
 from bench.records import FIELDS, Record
@@ -60,8 +61,10 @@ def run_cell(cell: Cell, cfg: RunConfig, on_event: EventHandler | None = None) -
     python = cfg.pythons.get(cell.framework, sys.executable)
     base = base_fields(cell, python)
     start = time.monotonic()
-    with open(log_path, "wb") as log:
-        outcome = _run_worker(worker_argv(cell, python, str(cell_path), str(result_path)), cell, cfg, log, on_event)
+    with open(log_path, "wb") as log, cell_folder(cfg.warm_caches) as caches:  # removed when the cell ends
+        env = worker_env(cell, caches=caches, gpus=cfg.gpu_indices())
+        outcome = _run_worker(worker_argv(cell, python, str(cell_path), str(result_path)), env, cell, cfg, log,
+                              on_event)
     wall = time.monotonic() - start
     body = _result(result_path, log_path, outcome, python)
     rss = outcome.rss
@@ -92,11 +95,12 @@ def failed_record(cell: Cell, cfg: RunConfig, error: str) -> Record:
     return Record(**base_fields(cell, cfg.pythons.get(cell.framework, sys.executable)), status="failed", error=error)
 
 
-def _run_worker(argv: list[str], cell: Cell, cfg: RunConfig, log: Any, on_event: EventHandler | None) -> Outcome:
+def _run_worker(argv: list[str], env: dict[str, str], cell: Cell, cfg: RunConfig, log: Any,
+                on_event: EventHandler | None) -> Outcome:
     """Start the worker, pass its events on, kill it at the timeout or on Ctrl-C; reap it with wait4."""
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
-                                env=worker_env(cell), start_new_session=True)
+                                env=env, start_new_session=True)
     except OSError as exc:
         return Outcome(error=f"cannot start interpreter {argv[0]!r}: {exc.strerror or exc}")
     events: queue.Queue[dict[str, Any]] = queue.Queue()

@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 
 from bench import machine
+from bench.errors import UsageError
+from bench.harness.caches import cache_env
 from bench.harness.cell import Cell
 from bench.harness.worker import PARENT_ENV
 from bench.spec.modes import autotune_env
@@ -25,8 +27,10 @@ def worker_argv(cell: Cell, python: str, cell_path: str, result_path: str) -> li
     return [*launcher(cell, python), "-m", "bench.harness.worker", cell_path, result_path]
 
 
-def worker_env(cell: Cell, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The child's environment: `base` (default: this process's) with bench's settings over it."""
+def worker_env(cell: Cell, base: dict[str, str] | None = None, *, caches: str | None = None,
+               gpus: tuple[int, ...] = (0,)) -> dict[str, str]:
+    """The child's environment: `base` (default: this process's) with bench's settings over it. `caches`: the
+    cell's private compile-cache folder (None: the user's caches, --warm-caches); `gpus`: --gpu's indices."""
     env = dict(os.environ if base is None else base)
     # The cell's thread budget, per process: torchrun's N ranks share it (each pinned to its slice of the cores).
     processes = cell.devices if cell.framework == "torch" else 1
@@ -52,5 +56,20 @@ def worker_env(cell: Cell, base: dict[str, str] | None = None) -> dict[str, str]
             env["XLA_FLAGS"] = " ".join([*flags, f"{HOST_DEVICES}={cell.devices}"])
     else:
         env.pop("JAX_PLATFORMS", None)
+        env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # --gpu's indices are nvidia-smi's, not fastest-first
+        env["CUDA_VISIBLE_DEVICES"] = visible_gpus(env.get("CUDA_VISIBLE_DEVICES"), gpus, cell.devices)
         env.update(autotune_env(env))  # one GPU autotuning policy for all three: on
-    return env
+    return cache_env(env, caches)
+
+
+def visible_gpus(inherited: str | None, gpus: tuple[int, ...], devices: int) -> str:
+    """CUDA_VISIBLE_DEVICES for a GPU cell: the first `devices` of --gpu's indices, so TF and JAX open no
+    context on the host's other GPUs. Indices count within an inherited list (a SLURM job's GPUs)."""
+    chosen = gpus[:devices] if len(gpus) >= devices else tuple(range(devices))
+    if not inherited:  # unset (all GPUs, nvidia-smi's order: see CUDA_DEVICE_ORDER below) or "" (none)
+        return "" if inherited == "" else ",".join(map(str, chosen))
+    pool = [g.strip() for g in inherited.split(",") if g.strip()]
+    if max(chosen) >= len(pool):
+        raise UsageError(f"--gpu {','.join(map(str, chosen))}: this process sees {len(pool)} GPUs "
+                         f"(CUDA_VISIBLE_DEVICES={inherited}); choose indices 0..{len(pool) - 1}")
+    return ",".join(pool[i] for i in chosen)

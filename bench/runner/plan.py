@@ -16,7 +16,9 @@ def plan(cfg: RunConfig, kind: str = "train") -> list[Cell]:
     nothing (see write_weights).
 
     Repeats outside and frameworks inside: slow drift of the machine (heat, neighbours) spreads over
-    every framework instead of landing on one. Classical baselines run on the CPU only, once per run.
+    every framework instead of landing on one. The frameworks' order rotates by one per repeat (tf, torch,
+    jax; then torch, jax, tf; ...), so no framework always runs first (on a cold machine) or right after
+    the same one. Classical baselines run on the CPU only, once per run, after the networks.
     """
     cells = []
     for task_name in cfg.tasks:
@@ -37,9 +39,11 @@ def _cells(cfg: RunConfig, task_name: str, device: str, repeat: int, size: int |
         data_root=str(cfg.data_root.resolve()), threads=cfg.threads, kind=kind, run_id=cfg.run_id, repeat=repeat,
         train_size=size, precision=cfg.precision, inference=cfg.inference)
     epochs = resolve_epochs(task, cfg.profile, cfg.epochs)
+    nets = [fw for fw in cfg.frameworks if fw != BASELINE]
+    turn = repeat % len(nets) if nets else 0
     out = [Cell(**common, framework=fw, device=device, epochs=epochs, mode=resolve_mode(fw, device, cfg.mode),
                 optimizer=opt, devices=cfg.n_devices)
-           for opt in cfg.optimizers_of(task_name) for fw in cfg.frameworks if fw != BASELINE]
+           for opt in cfg.optimizers_of(task_name) for fw in nets[turn:] + nets[:turn]]
     if BASELINE in cfg.frameworks and device == cfg.devices[0]:  # no optimizer: one fit each
         out += [Cell(**common, framework=BASELINE, device="cpu", epochs=0, mode=b) for b in cfg.baselines_of(task_name)]
     return out

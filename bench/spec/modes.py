@@ -10,9 +10,11 @@ from bench.spec.sweep import BASELINE
 MODES = ("default", "eager", "compiled")  # what --mode accepts; records hold only eager or compiled
 PRECISIONS = ("fp32", "bf16")
 
-# What `--mode default` runs: each framework's behaviour out of the box, which is also what every
-# record made before --mode existed ran. Keras' jit_compile="auto" uses XLA on GPU only.
-_DEFAULT = {"tf": {"cpu": "eager", "gpu": "compiled"}, "torch": {"cpu": "eager", "gpu": "eager"},
+# What `--mode default` runs. CPU: each framework's behaviour out of the box (Keras' jit_compile="auto" is
+# eager there), what every record made before --mode ran. GPU: all three compiled (Keras and JAX are XLA by
+# default there, torch is torch.compile'd to match), so the GPU headline compares like with like; eager
+# torch on GPU is --mode eager.
+_DEFAULT = {"tf": {"cpu": "eager", "gpu": "compiled"}, "torch": {"cpu": "eager", "gpu": "compiled"},
             "jax": {"cpu": "compiled", "gpu": "compiled"}}
 
 JAX_EAGER = "JAX has no eager training mode here: not applicable"
@@ -52,17 +54,17 @@ def variant(rec: Any) -> str:
 
 
 def framework_labels(records: Iterable[Any]) -> list[str]:
-    """Each record's framework, as 'torch (compiled, bf16)' where that framework ran one task on one
-    device in more than one mode or precision (otherwise the plain name: the run line says what ran;
-    Keras' default, eager on CPU and XLA on GPU, stays one row across the two devices)."""
+    """Each record's framework, as 'torch (compiled, bf16)' on GPU and where that framework ran one task
+    on one device in more than one mode or precision (otherwise, on CPU, the plain name: the run line says
+    what ran)."""
     recs = list(records)
     seen: dict[tuple, set[str]] = defaultdict(set)
     for r in recs:
         seen[(r.task, r.framework, r.device)].add(variant(r))
     mixed = {fw for (_, fw, _), v in seen.items() if len(v) > 1}
-    # a classical baseline is named by its estimator: 'sklearn svm'
+    # a classical baseline is named by its estimator: 'sklearn svm'; a GPU row always names its mode
     names = [f"{BASELINE} {r.mode}" if r.framework == BASELINE else f"{r.framework} ({variant(r)})"
-             if r.framework in mixed else r.framework for r in recs]
+             if r.framework in mixed or r.device == "gpu" else r.framework for r in recs]
     names = [n + (f" ×{r.devices}" if getattr(r, "devices", 1) > 1 else "") for n, r in zip(names, recs)]
     return [f"{n} · {r.side}" if getattr(r, "side", None) else n for n, r in zip(names, recs)]  # bench ab's sides
 
@@ -91,12 +93,14 @@ def summary(records: Iterable[Any]) -> str:
 
 
 def label(framework: str, device: str, mode: str | None, precision: str, devices: int = 1) -> str:
-    """'torch (compiled, bf16)', or the plain name for the framework's default mode in fp32; 'sklearn svm';
-    ' ×2' after it when the cell trained data-parallel on 2 devices."""
+    """'torch (compiled, bf16)', always on GPU; on CPU the plain name for the framework's default mode in
+    fp32; 'sklearn svm'; ' ×2' after it when the cell trained data-parallel on 2 devices."""
     if framework == BASELINE:
         return f"{framework} {mode}"
     width = f" ×{devices}" if devices > 1 else ""
-    if mode in (None, "default", resolve_mode(framework, device, "default")) and precision == "fp32":
+    if mode in (None, "default"):
+        mode = resolve_mode(framework, device, "default")
+    if device == "cpu" and mode == resolve_mode(framework, device, "default") and precision == "fp32":
         return framework + width
     return f"{framework} ({mode}, {precision}){width}"
 

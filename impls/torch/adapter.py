@@ -1,11 +1,12 @@
-"""PyTorch adapter: the spec's model eager or torch.compile'd, fp32 (TF32 off) or bf16 autocast, phased training,
-on one device or data-parallel under torchrun (impls/torch/parallel.py)."""
+"""PyTorch adapter: the spec's model eager or its train step torch.compile'd, fp32 (TF32 off) or bf16 autocast,
+phased training, host or device-resident batches, on one device or data-parallel under torchrun
+(impls/torch/parallel.py)."""
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -15,7 +16,7 @@ from bench.harness import ranks
 from bench.harness.adapter import check_names
 from bench.spec import LossType, TaskSpec
 from bench.spec.shapes import is_trainable, weight_shapes
-from impls.torch.device import configure, device_name, select_device
+from impls.torch.device import configure, copy_in, device_name, memory, select_device
 from impls.torch.layers import Net, from_torch, to_torch, torch_names
 from impls.torch.optim import build_optimizer
 from impls.torch.parallel import Replicas
@@ -26,6 +27,17 @@ def loss_fn(loss: LossType) -> tuple[Callable[[torch.Tensor, torch.Tensor], torc
     if loss is LossType.SIGMOID_BINARY_CROSS_ENTROPY:
         return (lambda logits, y: F.binary_cross_entropy_with_logits(logits.squeeze(1), y)), torch.float32
     return F.cross_entropy, torch.long
+
+
+def forward_loss(forward: Callable[[torch.Tensor], torch.Tensor], loss: Callable, device_type: str,
+                 bf16: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """(x NCHW, y) -> the task's loss: the forward under autocast, the loss on its float32 logits. Compiled
+    mode compiles this as one graph; AOTAutograd compiles its backward with it."""
+    def run(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+            logits = forward(x)
+        return loss(logits, y)
+    return run
 
 
 class Adapter:
@@ -64,9 +76,11 @@ class Adapter:
         # way, and the MNIST CNN gained nothing from it (docs/protocol.md).
         self.memory_format = torch.channels_last if task.input_shape[-1] > 1 else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self.memory_format)
-        # Training steps compiled (one static graph per phase: requires_grad changes recompile once);
-        # evaluation stays eager, as model.eval() would recompile. Data-parallel: set_phase wraps it.
-        self.forward = torch.compile(self.model, dynamic=False) if self.compiled else self.model
+        # The training forward (data-parallel: set_phase wraps it in DDP); set_phase compiles the step around
+        # it (one static graph per phase: requires_grad changes recompile once). Evaluation stays eager.
+        self.forward: Callable[[torch.Tensor], torch.Tensor] = self.model
+        self._loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+        self._update: Callable[[], Any] | None = None
         params = dict(self.model.named_parameters())
         self._params = {n: params[key] for n, key in self.names.items() if key in params}
         for p in self.model.parameters():
@@ -86,7 +100,12 @@ class Adapter:
                 trainable.append(p)
         self.opt = build_optimizer(phase.optimizer, trainable)  # a fresh optimizer state per phase
         if self.replicas:
-            self.forward = self.replicas.wrap(self.model, self.compiled)
+            self.forward = self.replicas.wrap(self.model)  # compiled below, with the loss
+        run = forward_loss(self.forward, self.loss, self.device.type, self.bf16)
+        # Lazily created optimizer state (SGD momentum, RMSprop, Adagrad) recompiles the update once, at
+        # step 2; Adam's state is made by dynamo before tracing. Steady state: no recompiles (the test).
+        self._loss_of = torch.compile(run, dynamic=False) if self.compiled else run
+        self._update = torch.compile(self.opt.step, dynamic=False) if self.compiled else self.opt.step
 
     def settings(self) -> dict[str, str]:
         return dict(self._settings)
@@ -102,18 +121,41 @@ class Adapter:
         # NHWC batch -> NCHW view (no copy); to(device) is a no-op on CPU.
         return torch.from_numpy(x).to(self.device, non_blocking=True).permute(0, 3, 1, 2)
 
-    def train_step(self, x: np.ndarray, y: np.ndarray) -> torch.Tensor:
-        if self.opt is None:
-            raise RuntimeError("set_phase() must be called before train_step()")
+    def to_device(self, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        # Labels converted on the device, after the copy: the host array stays as small as it came.
+        return copy_in(x, self.device), copy_in(y, self.device).to(self.label_dtype)
+
+    def train_step(self, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> torch.Tensor:
         if self.replicas:
-            x, y = self.replicas.shard(x, y)
+            x, y = self.replicas.shard(x, y)  # before the copy: each rank moves only its rows
+        if isinstance(x, np.ndarray):
+            x, y = self.to_device(x, y)
+        return self._step(x, y)
+
+    def put_train(self, x: np.ndarray, y: np.ndarray) -> None:
+        self._train = (torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device, self.label_dtype))
+
+    def set_order(self, order: np.ndarray) -> None:
+        # A copy (the caller may reuse its array); on CUDA queued without waiting for the steps before it.
+        self._order = copy_in(np.array(order, dtype=np.int64), self.device)
+
+    def train_step_at(self, i: int) -> torch.Tensor:
+        b = self.task.batch_size
+        rows = self._order[i * b:(i + 1) * b]  # a view of the device's order: no copy, no sync
+        if self.replicas:
+            rows, _ = self.replicas.shard(rows, rows)
+        x, y = self._train
+        return self._step(x.index_select(0, rows), y.index_select(0, rows))
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One optimizer step on a batch already on the device: x NHWC float32, y labels (both paths)."""
+        if self.opt is None or self._loss_of is None or self._update is None:
+            raise RuntimeError("set_phase() must be called before train_step()")
         self.model.train()  # dropout on; FrozenBatchNorm2d stays in inference mode
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            logits = self.forward(self._x(x))
-        loss = self.loss(logits, torch.from_numpy(y).to(self.device, self.label_dtype))  # float32 logits
+        loss = self._loss_of(x.permute(0, 3, 1, 2), y.to(self.label_dtype))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        self.opt.step()
+        self._update()
         return self.replicas.mean(loss) if self.replicas else loss.detach()
 
     def _infer(self, fn: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray) -> torch.Tensor:
@@ -184,6 +226,30 @@ class Adapter:
     def device_name(self) -> str:
         return device_name(self.device)
 
+    def mark(self, out: torch.Tensor) -> torch.cuda.Event | None:
+        # CPU steps are synchronous: done when they return, nothing to wait for.
+        if self.device.type != "cuda":
+            return None
+        event = torch.cuda.Event()
+        event.record(torch.cuda.current_stream(self.device))
+        return event
+
+    def wait(self, token: torch.cuda.Event | None) -> None:
+        if token is not None:
+            token.synchronize()
+
+    def reset_device_peak(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def device_memory(self) -> dict[str, int | None]:
+        return memory(self.device)
+
     def device_peak_bytes(self) -> int | None:
-        return int(torch.cuda.max_memory_allocated()) if self.device.type == "cuda" else None
+        return self.device_memory()["peak_bytes"]
+
+    def matmul_fp32(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        # Plain float32 tensors, no autocast: the product runs under the build's TF32 pins alone.
+        ta, tb = (torch.from_numpy(np.ascontiguousarray(m, np.float32)).to(self.device) for m in (a, b))
+        return (ta @ tb).cpu().numpy().copy()
 

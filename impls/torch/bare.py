@@ -21,7 +21,8 @@ def feed(adapter: Any, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torc
 
 def train(adapter: Any, prepared: Iterable[tuple[Any, Any]]) -> torch.Tensor:
     """One pass of forward, loss, backward, step as a user would write it; returns the last loss, synced."""
-    # adapter.forward is the model itself, or its torch.compile wrapper in --mode compiled.
+    # adapter.forward is the model (its DDP wrapper under torchrun); the overhead benchmark runs the default
+    # mode, eager on CPU: in --mode compiled the harness compiles the whole step, this loop does not.
     model, forward, opt, loss_fn = adapter.model, adapter.forward, adapter.opt, adapter.loss
     model.train()
     for x, y in prepared:

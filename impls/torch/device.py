@@ -1,6 +1,8 @@
-"""Device selection and the settings a PyTorch build runs under: threads, fp32 pins, autotuning, compile."""
+"""Device selection and the settings a PyTorch build runs under (threads, fp32 pins, autotuning, compile), and
+the device calls of the adapter contract: host-to-device copies, completion events, memory counters."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from bench.harness.adapter import DeviceUnavailable, cpu_threads
@@ -38,6 +40,11 @@ def select_device(device: str) -> torch.device:
     return chosen
 
 
+# What --mode compiled compiles: the whole train step, in two graphs split where autograd runs the backward.
+COMPILED = ("torch.compile (inductor, dynamic=False) of the whole train step: forward and loss in one graph "
+            "with its backward (AOTAutograd), optimizer.step in another; zero_grad and evaluation eager")
+
+
 def configure(device: torch.device, mode: str, precision: str) -> tuple[bool, dict[str, str]]:
     """Whether to torch.compile, and the settings record of a build (bench/spec/modes.py).
 
@@ -48,8 +55,7 @@ def configure(device: torch.device, mode: str, precision: str) -> tuple[bool, di
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     return compiled, {
-        "mode": ("torch.compile(model), inductor, dynamic=False; training steps only, evaluation eager"
-                 if compiled else "eager"),
+        "mode": COMPILED if compiled else "eager",
         "precision": (f"torch.autocast({device.type}, bfloat16) around forward and loss, output layer and loss "
                       "in float32, float32 weights and optimizer" if precision == "bf16"
                       else "float32" + (", TF32 off" if device.type == "cuda" else "")),
@@ -59,3 +65,19 @@ def configure(device: torch.device, mode: str, precision: str) -> tuple[bool, di
 
 def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
+
+
+def copy_in(a: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A host array on `device` without blocking it: on CUDA staged in pinned memory and copied non_blocking
+    (a pageable copy would wait for the queued steps); on CPU the array itself, shared, not copied."""
+    t = torch.from_numpy(a)
+    return t.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else t
+
+
+def memory(device: torch.device) -> dict[str, int | None]:
+    """The caching allocator's counters on CUDA (peak since the last reset, now, reserved); None on CPU."""
+    if device.type != "cuda":
+        return {"peak_bytes": None, "in_use_bytes": None, "reserved_bytes": None}
+    return {"peak_bytes": int(torch.cuda.max_memory_allocated(device)),
+            "in_use_bytes": int(torch.cuda.memory_allocated(device)),
+            "reserved_bytes": int(torch.cuda.max_memory_reserved(device))}

@@ -81,9 +81,9 @@ class Replicas:
         where = "its own GPU" if self.device.type == "cuda" else "its slice of the cell's CPUs"
         return (f"torchrun: DistributedDataParallel over {self.world} processes ({self.backend}), each computing "
                 f"{batch // self.world} of a batch's {batch} rows on {where}"
-                + ("; torch.compile wraps the DDP module" if compiled else ""))
+                + ("; the step's torch.compile graphs call the DDP module" if compiled else ""))
 
-    def wrap(self, model: torch.nn.Module, compiled: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    def wrap(self, model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
         """The training forward of a phase: DDP registers gradient hooks only for the parameters that
         require grad when it is built, so it is built anew after each phase sets them."""
         if self.ddp is not None:
@@ -91,9 +91,7 @@ class Replicas:
             self.ddp._remove_autograd_hooks()
         ids = [self.device.index] if self.device.type == "cuda" else None
         self.ddp = DistributedDataParallel(model, device_ids=ids, **NO_BUFFER_SYNC)
-        forward: Callable[[torch.Tensor], torch.Tensor] = (
-            torch.compile(self.ddp, dynamic=False) if compiled else self.ddp)
-        return forward
+        return self.ddp  # compiled mode compiles the whole step around it (impls/torch/adapter.py)
 
     def shard(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """This rank's rows [r*b, (r+1)*b) of the global batch, b = batch // world (views, no copy)."""

@@ -125,7 +125,8 @@ def test_a_prefetched_epoch_trains_exactly_as_an_inline_one(fw):
     results = []
     for prefetch in (0, 2):
         adapter = built(fw, task, w)
-        _, losses = loop.train_epoch(adapter, loop.host_steps(adapter, data.train_batches(task, td.train, 0, 0), prefetch))
+        steps = loop.host_steps(adapter, data.train_batches(task, td.train, 0, 0), prefetch)
+        _, losses = loop.train_epoch(adapter, steps)
         results.append(([float(v) for v in losses], adapter.get_weights()))
     (inline, w_inline), (ahead, w_ahead) = results
     assert len(inline) == len(td.train) // task.batch_size and inline[-1] < inline[0]

@@ -106,5 +106,5 @@ def truncated(a: np.ndarray, bits: int = 10) -> np.ndarray:
 
 def test_the_tf32_check_tells_fp32_from_tf32_matmuls():
     assert tf32.check(lambda a, b: a @ b).startswith("fp32 (no TF32)")
-    words = tf32.check(lambda a, b: truncated(a) @ truncated(b))
-    assert words.startswith("reduced precision") and tf32.relative_error(lambda a, b: truncated(a) @ truncated(b)) > 1e-4
+    tf32_matmul = lambda a, b: truncated(a) @ truncated(b)  # noqa: E731
+    assert tf32.check(tf32_matmul).startswith("reduced precision") and tf32.relative_error(tf32_matmul) > 1e-4

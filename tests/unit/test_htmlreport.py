@@ -96,17 +96,20 @@ def test_gpu_and_cpu_give_speedup_and_device_memory_and_mfu_when_recorded():
     names = [p.name for p in plots.render(recs)]
     assert "speedup" in names and "mfu" not in names
     for r, mfu in zip(recs, (0.02, 0.3, 0.01, 0.2)):
-        r.mfu = mfu  # the field another module adds to Record; plots read it with getattr
+        r.peak_flops, r.achieved_flops = 1e12, mfu * 1e12  # one peak: the headline MFU is `mfu`
     out = {p.name: p for p in plots.render(recs)}
-    assert "mnist_mlp torch 4.0×" in out["speedup"].alt and "mnist_mlp jax 2.0×" in out["speedup"].alt
-    assert "peak device memory (MiB): " in out["memory"].alt and "mnist_mlp torch gpu 512" in out["memory"].alt
-    assert "mnist_mlp torch gpu 30" in out["mfu"].alt
+    # a GPU row names its mode; its speedup is over the framework's CPU-default row
+    assert "mnist_mlp torch (compiled, fp32) 4.0×" in out["speedup"].alt
+    assert "mnist_mlp jax (compiled, fp32) 2.0×" in out["speedup"].alt
+    assert "peak device memory (MiB): " in out["memory"].alt
+    assert "mnist_mlp torch (compiled, fp32) gpu 512" in out["memory"].alt
+    assert "mnist_mlp torch (compiled, fp32) gpu 30" in out["mfu"].alt
 
 
 def test_mfu_bars_keep_a_framework_run_in_two_modes_apart():
     recs = [rec(mode="eager", train_time_s=12.0), rec(mode="compiled", train_time_s=9.0)]
     for r, mfu in zip(recs, (0.05, 0.25)):
-        r.mfu = mfu
+        r.peak_flops, r.achieved_flops = 1e12, mfu * 1e12
     out = {p.name: p for p in plots.render(recs)}
     assert "mfu" in out, [p.name for p in plots.render(recs)]
     assert "torch (eager" in out["mfu"].alt and "torch (compiled" in out["mfu"].alt

@@ -23,7 +23,7 @@ def rec(**kw) -> Record:
 def test_default_mode_is_each_frameworks_own_and_explicit_modes_stay():
     got = {(fw, d): modes.resolve_mode(fw, d, "default") for fw in ("tf", "torch", "jax") for d in ("cpu", "gpu")}
     assert got == {("tf", "cpu"): "eager", ("tf", "gpu"): "compiled", ("torch", "cpu"): "eager",
-                   ("torch", "gpu"): "eager", ("jax", "cpu"): "compiled", ("jax", "gpu"): "compiled"}
+                   ("torch", "gpu"): "compiled", ("jax", "cpu"): "compiled", ("jax", "gpu"): "compiled"}
     assert modes.resolve_mode("torch", "cpu", "compiled") == "compiled"
     assert modes.resolve_mode("jax", "cpu", "eager") == "eager"  # the adapter refuses it: a skipped cell
     with pytest.raises(ValueError, match="unknown mode"):
@@ -47,7 +47,7 @@ def test_records_from_before_modes_read_as_what_they_ran(tmp_path):
 def test_plan_resolves_the_mode_per_framework_and_keys_keep_modes_apart(tmp_path):
     cfg = RunConfig(tasks=("mnist_mlp",), frameworks=("tf", "torch", "jax"), devices=("cpu", "gpu"), out=tmp_path)
     assert {(c.framework, c.device): c.mode for c in plan(cfg)} == {
-        ("tf", "cpu"): "eager", ("tf", "gpu"): "compiled", ("torch", "cpu"): "eager", ("torch", "gpu"): "eager",
+        ("tf", "cpu"): "eager", ("tf", "gpu"): "compiled", ("torch", "cpu"): "eager", ("torch", "gpu"): "compiled",
         ("jax", "cpu"): "compiled", ("jax", "gpu"): "compiled"}
     cells = plan(dataclasses.replace(cfg, mode="compiled", precision="bf16"))
     assert {(c.mode, c.precision) for c in cells} == {("compiled", "bf16")}

@@ -79,7 +79,7 @@ def test_plan_is_pure_and_same_seed_repeats_differ_only_by_repeat_index(tmp_path
                     out=tmp_path / "out")
     cells = plan(cfg)
     assert [(c.seed, c.repeat, c.framework) for c in cells] == [
-        (7, 0, "tf"), (7, 0, "torch"), (8, 1, "tf"), (8, 1, "torch"), (9, 2, "tf"), (9, 2, "torch")]
+        (7, 0, "tf"), (7, 0, "torch"), (8, 1, "torch"), (8, 1, "tf"), (9, 2, "tf"), (9, 2, "torch")]  # rotated
     keys = [cell_key(c) for c in plan(dataclasses.replace(cfg, same_seed=True))]
     assert len(set(keys)) == 6 and {k[CELL_KEY.index("seed")] for k in keys} == {7}
     assert not (tmp_path / "out").exists()  # planning writes nothing: a bad run leaves no folder

@@ -16,12 +16,14 @@ def test_rows_are_task_by_framework_with_medians_and_speedup():
             rec(framework="jax", status="failed", error="RuntimeError: boom", test_accuracy=None)]
     header, rows = report.table_rows(recs)
     assert header[:2] == ["task", "framework"] and header[-1] == "GPU speedup"
-    tf_row = dict(zip(header, rows[0]))
+    tf_row, tf_gpu = dict(zip(header, rows[0])), dict(zip(header, rows[1]))
     # 3 repeats 10/20/30 s: median 20, mean 20 ± t(0.975, 2) 4.303 * sd 10 / sqrt(3) = ± 24.84; CV 10/20
-    assert tf_row["CPU train s"] == "20.00 [-4.84–44.84] CV 50.0 %" and tf_row["GPU speedup"] == "5.0×"
+    assert tf_row["CPU train s"] == "20.00 [-4.84–44.84] CV 50.0 %"
     assert tf_row["CPU status"] == "ok (3/3)"
-    assert tf_row["GPU peak device mem"] == "3 MiB"
-    jax_row = dict(zip(header, rows[1]))
+    # a GPU row always names its mode; its speedup is over the framework's CPU row
+    assert tf_gpu["framework"] == "tf (compiled, fp32)" and tf_gpu["GPU speedup"] == "5.0×"
+    assert tf_gpu["GPU peak device mem"] == "3 MiB"
+    jax_row = dict(zip(header, rows[2]))
     assert jax_row["CPU status"] == "failed" and jax_row["CPU accuracy"] == "–"
     md = markdown.markdown_report(recs)
     assert "RuntimeError: boom" in md and "| mnist_cnn | tf |" in md

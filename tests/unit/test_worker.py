@@ -44,7 +44,7 @@ def test_worker_env_cpu_cells_hide_gpus_and_share_one_thread_budget(tmp_path):
         assert env[var] == "3"
     assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" and env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
     gpu = worker_env(cell(tmp_path, device="gpu"), base={"PATH": "/bin", "JAX_PLATFORMS": "cpu"})
-    assert "JAX_PLATFORMS" not in gpu and "CUDA_VISIBLE_DEVICES" not in gpu
+    assert "JAX_PLATFORMS" not in gpu and gpu["CUDA_VISIBLE_DEVICES"] == "0"  # --gpu's default: one GPU
 
 
 def test_memory_errors_are_named_as_such():
