@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: bench is imported from this checkout
 
 PACKAGES = {"tf": ("tensorflow", "keras"), "torch": ("torch",), "jax": ("jax", "flax", "optax")}
-PROBE_PREFIX = "@probe "
+from benchmarks.gpu_probe import PROBE_PREFIX  # noqa: E402 - after the path insert above
+
 BUDGET_MIN = 8  # issue #15; over it is a NOTE, not a FAIL: a slow first compile is no fault of the GPU
 # name -> `bench run` arguments; --no-inference where prediction is not what the step proves (saves ~40 %).
 RUNS = {
@@ -115,68 +116,12 @@ def probes(out: Path, frameworks: list[str], data_root: Path | None) -> dict[str
     """Per framework, in its own process: placement after a train step and GPU vs CPU logits (see probe())."""
     found = {}
     for fw in frameworks:
-        cmd = [sys.executable, __file__, "--probe", fw] + (["--data-root", str(data_root)] if data_root else [])
+        cmd = [sys.executable, str(ROOT / "benchmarks" / "gpu_probe.py"), fw]
+        cmd += ["--data-root", str(data_root)] if data_root else []
         rc, text = step(f"probe_{fw}", cmd, out, 600)
         line = next((ln for ln in reversed(text.splitlines()) if ln.startswith(PROBE_PREFIX)), None)
         found[fw] = json.loads(line[len(PROBE_PREFIX):]) if line else {"error": f"exit {rc}: {text[-300:]}"}
     return found
-
-
-def probe(fw: str, data_root: Path | None) -> dict:
-    """In-process: each task built on CPU and GPU from the same (verification) weights -> max |Δ logit|; then on
-    the GPU one phase-0 train step on a smoke batch, after which every tensor the adapter holds must be there."""
-    from bench import data, weights
-    from bench.data.batches import train_batches
-    from bench.harness.adapter import load_adapter
-    from bench.spec import TASKS
-
-    root = data_root or data.default_data_root()
-    result: dict = {"logits": {}, "off_gpu": {}, "settings": {}}
-    for name, task in TASKS.items():
-        w = weights.for_verification(weights.init_weights(task, 0, root), 0)
-        x = data.verification_inputs(task, root)
-        built = {}
-        for dev in ("cpu", "gpu"):
-            built[dev] = load_adapter(fw)
-            built[dev].build(task, w, dev, 0)
-        diff = float(abs(built["cpu"].predict(x).astype("float64") - built["gpu"].predict(x)).max())
-        result["logits"][name] = [diff, task.verify_tolerance]
-        gpu = built["gpu"]
-        gpu.set_phase(0)
-        split = data.load(task, task.datasets[0], task.profiles["smoke"], root).train
-        gpu.train_step(*next(train_batches(task, split, 0, 0)))
-        gpu.sync()
-        result["off_gpu"][name] = off_gpu(fw, gpu)
-        result["settings"][name] = gpu.settings()
-    return result
-
-
-def off_gpu(fw: str, adapter: object) -> list[str]:
-    """Names of the tensors an adapter holds (model, optimizer, state) that are not on a GPU: empty = no fallback."""
-    if fw == "jax":
-        import jax
-
-        leaves = jax.tree_util.tree_leaves_with_path(adapter.states)
-        return [jax.tree_util.keystr(k) for k, v in leaves
-                if isinstance(v, jax.Array) and any(d.platform != "gpu" for d in v.devices())]
-    if fw == "torch":
-        import torch
-
-        held = []
-        for attr, v in vars(adapter).items():  # the model, each optimizer and its state, loose tensors
-            if isinstance(v, torch.nn.Module):
-                held += [(f"{attr}.{n}", t) for n, t in [*v.named_parameters(), *v.named_buffers()]]
-            elif isinstance(v, torch.optim.Optimizer):
-                held += [(f"{attr}.state.{i}.{k}", t) for i, s in enumerate(v.state.values()) for k, t in s.items()
-                         if isinstance(t, torch.Tensor) and t.dim() > 0]  # 0-dim step counters live on the CPU
-            elif isinstance(v, torch.Tensor):
-                held.append((attr, v))
-        return [n for n, t in held if not t.is_cuda]
-    import keras
-
-    held = list(adapter.built.model.variables)
-    held += [v for x in vars(adapter).values() if isinstance(x, keras.optimizers.Optimizer) for v in x.variables]
-    return [v.path for v in held if "GPU" not in str(getattr(v.value, "device", ""))]
 
 
 # --- checks and the summary page ---------------------------------------------------------------------------------
@@ -312,11 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="folder for the runs, logs and summary.md")
     p.add_argument("--data-root", type=Path, help="data root: mnist/ IDX files, cats_vs_dogs/, weights/")
     p.add_argument("--frameworks", default=None, help="comma list (default: those installed among tf,torch,jax)")
-    p.add_argument("--probe", choices=list(PACKAGES), help=argparse.SUPPRESS)  # the child of probes()
     args = p.parse_args(argv)
-    if args.probe:
-        print(PROBE_PREFIX + json.dumps(probe(args.probe, args.data_root)), flush=True)
-        return 0
     if args.out is None:
         p.error("--out is required")
     name, total, how = detect_gpu()

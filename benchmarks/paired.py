@@ -3,6 +3,7 @@ epoch, the arms' order alternating per round, a median ratio with a bootstrap CI
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -38,7 +39,10 @@ def epoch(adapter: Any, case: Case, s: data.Split, resident: bool, windows: bool
         steps = loop.host_steps(adapter, data.train_batches(batch_task, s, cases.SEED, 0),
                                 task.measurement.prefetch(cases.DEVICE))
     hook = timing.StepWindows(task.measurement, adapter.sync) if windows else None
-    return loop.train_epoch(adapter, steps, hook)[0]
+    seconds, losses = loop.train_epoch(adapter, steps, hook)
+    if not math.isfinite(float(losses[-1])):  # after the clock: reading the loss syncs
+        raise AssertionError(f"{case.id}: the epoch's last loss is {float(losses[-1])}")
+    return seconds
 
 
 def sized(step_s: float, disabled: bool = False) -> tuple[int, int]:
@@ -49,10 +53,10 @@ def sized(step_s: float, disabled: bool = False) -> tuple[int, int]:
     return steps, 1 if disabled else rounds
 
 
-def run(arms: dict[str, Callable[[], float]], rounds: int) -> dict[str, np.ndarray]:
+def run(arms: dict[Any, Callable[[], float]], rounds: int) -> dict[Any, np.ndarray]:
     """Each arm's epoch seconds per round, after one untimed round; the order flips every round."""
     names = list(arms)
-    seconds: dict[str, list[float]] = {n: [] for n in names}
+    seconds: dict[Any, list[float]] = {n: [] for n in names}
     for r in range(rounds + 1):
         for name in names[:: 1 if r % 2 == 0 else -1]:
             t = arms[name]()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import sys
 import traceback
 from datetime import datetime, timezone
@@ -132,6 +133,8 @@ def main(argv: list[str]) -> int:
         if share != cpus:
             os.sched_setaffinity(0, share)
     notify = emit if ranks.primary() else _quiet  # rank 0 speaks for a data-parallel cell
+    if ranks.world() > 1:
+        signal.signal(signal.SIGTERM, _terminated)  # torchrun ends the other ranks when one fails: report it
     # numpy's too: the worker's interpreter may have its own (bench ab compares interpreters)
     out: dict[str, Any] = {"started_at": _now(), "status": "ok",
                            "versions": {"python": platform.python_version(), "numpy": metadata.version("numpy")}}
@@ -157,6 +160,15 @@ def main(argv: list[str]) -> int:
         return 1 if out["status"] == "failed" else 0
     write_json(Path(argv[1]), out)
     return 1 if ranks.world() > 1 and out["status"] == "failed" else 0
+
+
+class Terminated(Exception):
+    """SIGTERM from torchrun, which ends every rank once one has failed."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    # Raised in the main thread: the record keeps what rank 0 measured, and says why it stopped.
+    raise Terminated("stopped by torchrun (SIGTERM) after another rank failed")
 
 
 def _quiet(event: str, **fields: Any) -> None:

@@ -18,13 +18,17 @@ def test_smoke_run_records_first_and_steady_steps_tta_and_training_memory(tmp_pa
     r = json.loads((out / "records.jsonl").read_text())
     assert r["status"] == "ok", r["error"]
     task, smoke = TASKS["mnist_mlp"], PROFILES["smoke"]
-    # Windows from the spec: K warm-up steps in epoch 1, then whole windows of M steps per epoch.
+    # Windows from the spec, in the probe after training: K warm-up steps, then whole windows of M steps
+    # over at most one epoch's steps.
     steps, k, m = smoke.train_limit // task.batch_size, task.measurement.warmup_steps, task.measurement.window_steps
-    assert r["step_windows"] == (steps - k) // m + (r["epochs"] - 1) * (steps // m) > 0
+    assert r["step_windows"] == (min(steps, k + task.measurement.probe_steps) - k) // m > 0
     assert r["first_step_s"] > r["steady_step_s"] > 0  # step 1 includes XLA's compilation
     assert r["steady_step_iqr_s"] >= 0
     assert r["train_time_s"] == pytest.approx(sum(h["time_s"] for h in r["history"]))
-    assert r["settings"]["input"] == loop.input_setting(0)  # on CPU: drawn in the training thread
+    assert r["settings"]["input"] == loop.input_setting(True, 0)  # MNIST: device-resident
+    assert r["settings"]["tf32_check"].startswith("fp32 (no TF32)")
+    tta, excl = r["time_to_accuracy_s"], r["time_to_accuracy_excl_compile_s"]
+    assert excl is None or excl < tta
     # Time to accuracy agrees with the per-epoch test accuracies (smoke rarely reaches 98 %: either way).
     accs = [h["test_accuracy"] for h in r["history"]]
     assert len(accs) == r["epochs"] and r["test_accuracy"] == accs[-1]

@@ -51,11 +51,12 @@ def test_smoke_profile_runs_in_every_framework_on_the_same_photos(tmp_path):
         assert r["task"] == "cats_vs_dogs" and r["profile"] == "smoke" and r["eval_split"] == "val"
         assert r["latency_b1_s"] is None and r["saved"] == {}  # skipped, as asked
         assert [p["name"] for p in r["phases"]] == ["feature_extraction", "fine_tuning"]
-        assert all(p["time_s"] > 0 and p["samples_per_s"] > 0 for p in r["phases"])
-        # Per-phase efficiency (bench/harness/efficiency.py): fine-tuning does more work per photo than feature
+        # One epoch of 1 step per phase: its time holds the compile and no steady step fits, so throughput
+        # and MFU are null, never the compiling epoch's (bench/harness/timing.py epoch_summary).
+        assert all(p["time_s"] > 0 and p["samples_per_s"] is None and p["mfu"] is None for p in r["phases"])
+        # Per-phase FLOPs (bench/harness/efficiency.py): fine-tuning does more work per photo than feature
         # extraction.
-        assert all(0 < p["mfu"] <= 1 for p in r["phases"]) and r["mfu"] == r["phases"][0]["mfu"]
-        assert r["phases"][0]["flops_per_sample"] < r["phases"][1]["flops_per_sample"]
+        assert r["mfu"] is None and r["phases"][0]["flops_per_sample"] < r["phases"][1]["flops_per_sample"]
         assert r["phases"][0]["trainable_params"] < r["phases"][1]["trainable_params"] < r["param_count"]
         assert r["test_accuracy"] * r["n_test"] == round(r["test_accuracy"] * r["n_test"])  # a share of 60 photos
         # 48 photos / 32 = 1 step per phase: the first step is timed, no steady window fits (None, not faked).

@@ -12,7 +12,7 @@ import pytest
 
 from bench import machine
 from benchmarks import gpu_acceptance as ga
-from benchmarks import gpu_bundle
+from benchmarks import gpu_bundle, gpu_probe
 from tests.conftest import ROOT, has
 
 H200 = {"name": "NVIDIA H200", "bytes": 143771 * 2**20, "found_by": "nvidia-smi", "frameworks": ["torch"],
@@ -102,7 +102,7 @@ def test_placement_finds_every_tensor_of_a_cpu_build():
     a = load_adapter("torch")
     a.build(TASKS["mnist_mlp"], init_weights(TASKS["mnist_mlp"], 0), "cpu", 0)
     a.set_phase(0)
-    off = ga.off_gpu("torch", a)
+    off = gpu_probe.off_gpu("torch", a)
     assert len([n for n in off if n.startswith("model.")]) == 6  # 3 kernels, 3 biases: none on a GPU
 
 
