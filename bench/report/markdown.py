@@ -114,10 +114,11 @@ def markdown_report(records: list[Record], problems: list[str] | None = None) ->
                if d in TASKS[t].target_accuracy]
     if targets:
         out += ["Time-to-accuracy targets: " + "; ".join(targets) + ".", ""]
-    windows = [f"{t} K {m.warmup_steps}, M {m.window_steps}" for t in sorted({t for t, _ in refs})
-               for m in [TASKS[t].measurement]]
+    windows = [f"{t} K {m.warmup_steps}, M {m.window_steps}, at most {m.probe_steps} steps"
+               for t in sorted({t for t, _ in refs}) for m in [TASKS[t].measurement]]
     if windows:
-        out += ["Steady-state step windows (K warm-up steps, then windows of M steps): " + "; ".join(windows) + ".", ""]
+        out += ["Steady step: a probe after training, per phase, so that its syncs stay out of the train time "
+                "(K warm-up steps, then windows of M steps): " + "; ".join(windows) + ".", ""]
     out += phase_section(records)
     out += sweep.markdown_section(records)
     out += optimizers.markdown_section(records)
