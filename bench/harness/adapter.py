@@ -21,6 +21,10 @@ FRAMEWORK_PACKAGES: dict[str, tuple[str, ...]] = {
 }
 
 
+# device_memory() of a CPU cell: the frameworks keep no device counters there.
+NO_DEVICE_MEMORY: dict[str, int | None] = {"peak_bytes": None, "in_use_bytes": None, "reserved_bytes": None}
+
+
 class DeviceUnavailable(RuntimeError):
     """The requested device is not visible to this framework (the cell is skipped)."""
 
@@ -132,8 +136,6 @@ class Adapter(Protocol):
         """a @ b of two float32 matrices on the cell's device under the build's precision settings, as
         NumPy float32 (the runtime TF32 check: bench/harness/tf32.py)."""
 
-    def device_peak_bytes(self) -> int | None:
-        """Peak device memory from the framework's own counter; None on CPU."""
 
     def device_name(self) -> str:
         """The model of the device the cell ran on, as the framework names it."""

@@ -15,7 +15,7 @@ from flax import nnx, serialization
 from bench.harness.adapter import check_names
 from bench.spec import LossType, TaskSpec
 from bench.spec.shapes import BN_STATISTICS, is_trainable
-from impls.jax.device import configure, device_memory, device_name, device_peak_bytes, select_device
+from impls.jax.device import configure, device_memory, device_name, select_device
 from impls.jax.layers import Net, dropouts, neutral_name
 from impls.jax.optim import build_tx
 from impls.jax.parallel import data_mesh, launcher_words, replicated, step_shardings
@@ -211,9 +211,6 @@ class Adapter:
 
     def device_name(self) -> str:
         return device_name(self.device)
-
-    def device_peak_bytes(self) -> int | None:
-        return device_peak_bytes(self.device)
 
     def reset_device_peak(self) -> None:
         pass  # JAX has no reset of peak_bytes_in_use: device_memory's peak runs from process start

@@ -5,7 +5,7 @@ import os
 
 import jax
 
-from bench.harness.adapter import DeviceUnavailable, NotApplicable
+from bench.harness.adapter import NO_DEVICE_MEMORY, DeviceUnavailable, NotApplicable
 from bench.machine import cpu_model
 from bench.spec.modes import JAX_EAGER, check_precision, resolve_mode
 
@@ -41,17 +41,10 @@ def device_name(device: jax.Device) -> str:
     return cpu_model() if device.platform == "cpu" else str(device.device_kind)
 
 
-def device_peak_bytes(device: jax.Device) -> int | None:
-    if device.platform == "cpu":
-        return None
-    stats = device.memory_stats() or {}
-    return stats.get("peak_bytes_in_use")
-
-
 def device_memory(device: jax.Device) -> dict[str, int | None]:
     """The allocator's counters: peak since the process started (JAX cannot reset it), bytes in use now."""
     if device.platform == "cpu":
-        return {"peak_bytes": None, "in_use_bytes": None, "reserved_bytes": None}
+        return dict(NO_DEVICE_MEMORY)
     stats = device.memory_stats() or {}
     return {"peak_bytes": stats.get("peak_bytes_in_use"), "in_use_bytes": stats.get("bytes_in_use"),
             "reserved_bytes": None}

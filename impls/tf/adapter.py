@@ -18,7 +18,7 @@ import tensorflow as tf
 from bench.harness.adapter import check_names, unsupported
 from bench.spec import LossType, TaskSpec
 from bench.spec.shapes import BN_STATISTICS, is_trainable, weight_shapes
-from impls.tf.device import configure, device_memory, device_name, device_peak_bytes, reset_device_peak, select_device
+from impls.tf.device import configure, device_memory, device_name, reset_device_peak, select_device
 from impls.tf.layers import build_model
 from impls.tf.optim import build_optimizer
 from impls.tf.parallel import distributed_step, mirrored, own_dropout_streams, replica_loss
@@ -214,9 +214,6 @@ class Adapter:
 
     def device_name(self) -> str:
         return device_name(self.on_gpu)
-
-    def device_peak_bytes(self) -> int | None:
-        return device_peak_bytes(self.on_gpu, self.devices)
 
     def reset_device_peak(self) -> None:
         reset_device_peak(self.on_gpu, self.devices)

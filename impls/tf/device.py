@@ -8,7 +8,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # before keras is first im
 import keras
 import tensorflow as tf
 
-from bench.harness.adapter import DeviceUnavailable, cpu_threads
+from bench.harness.adapter import NO_DEVICE_MEMORY, DeviceUnavailable, cpu_threads
 from bench.machine import cpu_model
 from bench.spec.modes import check_precision, resolve_mode
 
@@ -88,10 +88,6 @@ def device_name(on_gpu: bool) -> str:
     return str(details.get("device_name", "GPU"))
 
 
-def device_peak_bytes(on_gpu: bool, devices: int = 1) -> int | None:
-    return device_memory(on_gpu, devices)["peak_bytes"]
-
-
 def reset_device_peak(on_gpu: bool, devices: int = 1) -> None:
     """A new peak on each of the cell's GPUs (the peak becomes the memory in use now)."""
     if on_gpu:
@@ -103,7 +99,7 @@ def device_memory(on_gpu: bool, devices: int = 1) -> dict[str, int | None]:
     """Peak and in-use bytes of TF's GPU allocator, the largest over the cell's GPUs (data-parallel replicas
     peak alike; GPU:0 also reduces); TF's API reports no reserved pool, so that is None; all None on CPU."""
     if not on_gpu:
-        return {"peak_bytes": None, "in_use_bytes": None, "reserved_bytes": None}
+        return dict(NO_DEVICE_MEMORY)
     info = [tf.config.experimental.get_memory_info(f"GPU:{i}") for i in range(devices)]
     return {"peak_bytes": max(int(m["peak"]) for m in info),
             "in_use_bytes": max(int(m["current"]) for m in info), "reserved_bytes": None}

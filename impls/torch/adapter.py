@@ -245,9 +245,6 @@ class Adapter:
     def device_memory(self) -> dict[str, int | None]:
         return memory(self.device)
 
-    def device_peak_bytes(self) -> int | None:
-        return self.device_memory()["peak_bytes"]
-
     def matmul_fp32(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         # Plain float32 tensors, no autocast: the product runs under the build's TF32 pins alone.
         ta, tb = (torch.from_numpy(np.ascontiguousarray(m, np.float32)).to(self.device) for m in (a, b))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bench.harness.adapter import DeviceUnavailable, cpu_threads
+from bench.harness.adapter import NO_DEVICE_MEMORY, DeviceUnavailable, cpu_threads
 from bench.machine import cpu_model
 from bench.spec.modes import check_precision, resolve_mode
 
@@ -77,7 +77,7 @@ def copy_in(a: np.ndarray, device: torch.device) -> torch.Tensor:
 def memory(device: torch.device) -> dict[str, int | None]:
     """The caching allocator's counters on CUDA (peak since the last reset, now, reserved); None on CPU."""
     if device.type != "cuda":
-        return {"peak_bytes": None, "in_use_bytes": None, "reserved_bytes": None}
+        return dict(NO_DEVICE_MEMORY)
     return {"peak_bytes": int(torch.cuda.max_memory_allocated(device)),
             "in_use_bytes": int(torch.cuda.memory_allocated(device)),
             "reserved_bytes": int(torch.cuda.max_memory_reserved(device))}

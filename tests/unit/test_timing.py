@@ -159,9 +159,6 @@ class ClockedAdapter:
     def device_name(self):
         return "fake"
 
-    def device_peak_bytes(self):
-        return None
-
     def _epoch(self) -> int:
         # 0-based, counted over phases; the probe's steps count as the last epoch's (its accuracy stays)
         return min((self.steps - 1) // self.per_epoch, self.trained // self.per_epoch - 1)
