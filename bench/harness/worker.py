@@ -150,10 +150,12 @@ def main(argv: list[str]) -> int:
 
             run_train(cell, out, notify)
     except BaseException as exc:  # noqa: BLE001 - the worker reports every failure as data
+        _report_only()
         out["status"], out["error"] = classify(exc, cell.framework)
         out["traceback"] = traceback.format_exc() if out["status"] == "failed" else None
         if isinstance(exc, KeyboardInterrupt):
             out["error"] = "interrupted"
+    _report_only()
     out["finished_at"] = _now()
     if not ranks.primary():
         # A failed rank exits non-zero so that torchrun ends the others (they wait in a collective).
@@ -167,8 +169,16 @@ class Terminated(Exception):
 
 
 def _terminated(signum: int, frame: Any) -> None:
-    # Raised in the main thread: the record keeps what rank 0 measured, and says why it stopped.
-    raise Terminated("stopped by torchrun (SIGTERM) after another rank failed")
+    # Raised in the main thread: the record keeps what rank 0 measured, and says why it stopped; unless
+    # it is already handling a failure (a collective's error when a peer died), which is then the report.
+    if sys.exc_info()[1] is None:
+        raise Terminated("stopped by torchrun (SIGTERM) after another rank failed")
+
+
+def _report_only() -> None:
+    """From here on the worker only writes its result: a late SIGTERM must not cut that short."""
+    if ranks.world() > 1:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _quiet(event: str, **fields: Any) -> None:
