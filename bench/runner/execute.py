@@ -87,7 +87,8 @@ def base_fields(cell: Cell, python: str) -> dict[str, Any]:
         "optimizer": cell.optimizer, "spec_hash": spec_hash(optimizer_axis.apply(TASKS[cell.task], cell.optimizer)),
         "threads": cell.threads, "devices": cell.devices,
         "per_device_batch": TASKS[cell.task].batch_size // cell.devices if cell.optimizer else None,
-        "env": {**machine.describe(), "python_executable": python}}
+        # the job id ties a record to the scheduler's logs and accounting (None outside a SLURM job)
+        "env": {**machine.describe(), "python_executable": python, "slurm_job": os.environ.get("SLURM_JOB_ID")}}
 
 
 def failed_record(cell: Cell, cfg: RunConfig, error: str) -> Record:

@@ -122,6 +122,8 @@ def test_cells_run_as_jobs_like_local_ones_a_cancelled_one_fails_and_resume_reru
     (mine,) = records(local)
     for rec in by_framework(out).values():  # the same schema, down to the machine description
         assert sorted(rec) == sorted(mine) and sorted(rec["env"]) == sorted(mine["env"])
+    jobs = {p.name.split("_")[0] for p in out.glob("slurm/*/*_submission.sh")}
+    assert {r["env"]["slurm_job"] for r in records(out)} <= jobs and mine["env"]["slurm_job"] is None
     assert_no_jobs(slurm_cluster)
 
 
