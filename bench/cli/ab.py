@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.table import Table
 
 from bench import records
-from bench.cli.args import choices, frameworks, pythons
+from bench.cli.args import choices, frameworks, gpu_indices, pythons
 from bench.cli.console import err_console, out_console
 from bench.cli.run import config
 from bench.errors import UsageError
@@ -37,9 +37,13 @@ def run_args(args: argparse.Namespace, cfg_data_root: Path) -> tuple[str, ...]:
     out = ["--task", args.task, "--framework", args.framework, "--device", args.device, "--profile", args.profile,
            "--mode", args.mode, "--precision", args.precision, "--timeout", str(args.timeout),
            "--data-root", str(cfg_data_root.resolve())]
-    for name in ("dataset", "epochs", "threads"):
+    for name in ("dataset", "epochs", "threads", "gpu"):
         if getattr(args, name) is not None:
             out += [f"--{name}", str(getattr(args, name))]
+    # only what differs from bench run's defaults: an older revision side may not know the option
+    out += ["--devices", str(args.devices)] if args.devices != 1 else []
+    out += ["--warm-caches"] if args.warm_caches else []
+    out += ["--no-inference"] if args.no_inference else []
     return tuple(out)
 
 
@@ -59,7 +63,8 @@ def cmd_ab(args: argparse.Namespace) -> int:
     # The same checks as bench run (tasks, frameworks, data prepared once), then the folder is made.
     cfg = config(args, choices(args.device, DEVICES, "device"), out, profile=args.profile, dataset=args.dataset,
                  epochs=args.epochs, seed=args.seed, repeats=1, mode=args.mode, precision=args.precision,
-                 **({"threads": args.threads} if args.threads else {}))
+                 n_devices=args.devices, gpus=gpu_indices(args.gpu), warm_caches=args.warm_caches,
+                 inference=not args.no_inference, **({"threads": args.threads} if args.threads else {}))
     abc = ab.ABConfig(pair, args.rounds, run_args(args, cfg.data_root), args.seed, out.resolve(), run_id)
     if pair[0].same_as(pair[1]):
         err_console.print("note: A and B are the same: an A/A run, which measures the noise (every verdict should be "

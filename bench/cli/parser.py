@@ -57,6 +57,18 @@ def _cell_options(p: argparse.ArgumentParser) -> None:
                         "each framework's own (torch eager, Keras XLA on GPU only, JAX jit)")
     p.add_argument("--precision", default="fp32", metavar="fp32|bf16",
                    help="fp32 (TF32 off on GPU, default) or bf16 mixed precision (fp32 weights, logits and loss)")
+    p.add_argument("--devices", type=bounded_int(1, 64), default=1, metavar="N",
+                   help="train every network cell data-parallel on N devices of its kind (torchrun, "
+                        "MirroredStrategy, a JAX mesh); N divides each batch (default: 1; docs/distributed.md)")
+    p.add_argument("--gpu", default=None, metavar="INDEX[,INDEX...]",
+                   help="the GPUs a GPU cell sees (CUDA_VISIBLE_DEVICES, nvidia-smi's numbering): the first N "
+                        "for --devices N (default: 0, or 0..N-1), so no framework opens a context on the others")
+    p.add_argument("--warm-caches", action="store_true",
+                   help="keep the user's on-disk compile caches (inductor, Triton, CUDA, JAX); default: each cell "
+                        "gets fresh, private ones, so a repeat never starts warm (docs/protocol.md)")
+    p.add_argument("--no-inference", action="store_true",
+                   help="skip what every cell measures after training: prediction latency and throughput, "
+                        "saving and reloading the model (docs/inference.md); training figures are unchanged")
 
 
 def _run(sub: argparse._SubParsersAction[Parser]) -> None:
@@ -80,23 +92,11 @@ def _run(sub: argparse._SubParsersAction[Parser]) -> None:
     run.add_argument("--optimizer", default=None, metavar="NAME,...|all",
                      help="an optimizer axis: one cell per optimizer, each an exact rule with the task's learning "
                           f"rate for it (docs/optimizers.md): {', '.join(NAMES)}; default: each task's own")
-    run.add_argument("--devices", type=bounded_int(1, 64), default=1, metavar="N",
-                     help="train every network cell data-parallel on N devices of its kind (torchrun, "
-                          "MirroredStrategy, a JAX mesh); N divides each batch (default: 1; docs/distributed.md)")
-    run.add_argument("--gpu", default=None, metavar="INDEX[,INDEX...]",
-                     help="the GPUs a GPU cell sees (CUDA_VISIBLE_DEVICES, nvidia-smi's numbering): the first N "
-                          "for --devices N (default: 0, or 0..N-1), so no framework opens a context on the others")
-    run.add_argument("--warm-caches", action="store_true",
-                     help="keep the user's on-disk compile caches (inductor, Triton, CUDA, JAX); default: each cell "
-                          "gets fresh, private ones, so a repeat never starts warm (docs/protocol.md)")
     run.add_argument("--executor", default="local", metavar="local|slurm",
                      help="local: each cell a subprocess here (default); slurm: each cell a SLURM job through "
                           "submitit (docs/cluster.md)")
     run.add_argument("--slurm-opt", action="append", default=[], metavar="KEY=VALUE",
                      help="a SLURM option for every job, e.g. partition=gpu, account=ml, exclusive=false (repeatable)")
-    run.add_argument("--no-inference", action="store_true",
-                     help="skip what every cell measures after training: prediction latency and throughput, "
-                          "saving and reloading the model (docs/inference.md); training figures are unchanged")
     run.add_argument("--out", type=Path, default=None, help="results folder (default: results/<run id>)")
     run.add_argument("--history", type=Path, nargs="?", const=Path("results/history"), default=None, metavar="DIR",
                      help="also append this run's records to DIR/<machine>.jsonl (default DIR: results/history)")

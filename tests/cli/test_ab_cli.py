@@ -98,6 +98,19 @@ def test_two_interpreters_with_different_numpy(tmp_path):
     assert {r.side: r.env["python_executable"] for r in recs} == {"A": str(old), "B": str(new)}
 
 
+@needs("jax")
+def test_cell_options_reach_both_sides_runs(tmp_path):
+    """--devices, --warm-caches and --no-inference are bench run's options: every round's cells get them."""
+    out = tmp_path / "ab"
+    done = bench(["ab", "--a", f"jax={sys.executable}", "--b", f"jax={sys.executable}", "--framework", "jax", *SMOKE,
+                  "--devices", "2", "--warm-caches", "--no-inference", "--out", str(out)], ROOT)
+    assert done.returncode in (0, 1), done.stderr
+    recs, _ = read_file(out / "records.jsonl")
+    assert len(recs) == 4 and all(r.status == "ok" and r.devices == 2 and r.per_device_batch == 64 for r in recs)
+    assert all(r.settings["compile_caches"].startswith("warm") and r.latency_b1_s is None for r in recs)
+    assert "jax ×2" in (out / "ab.md").read_text()
+
+
 def test_an_interpreter_without_the_framework_is_refused(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "bare")], check=True)
     bare = tmp_path / "bare" / "bin" / "python"
@@ -116,6 +129,8 @@ def test_an_interpreter_without_the_framework_is_refused(tmp_path):
     (["HEAD~1", "HEAD", "--threshold", "step=5"], "--threshold"),
     (["HEAD~1", "HEAD", "--env-b", "NOT A PAIR"], "NAME=VALUE"),
     (["HEAD~1", "HEAD", "--task", "nope"], "nope"),
+    (["HEAD~1", "HEAD", "--devices", "3"], "does not divide"),
+    (["HEAD~1", "HEAD", "--gpu", "-1"], "non-negative whole numbers"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(clone, tmp_path, args, words):
     out = tmp_path / "ab"
