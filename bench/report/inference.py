@@ -2,12 +2,11 @@
 size, save and load times and whether the reloaded model predicted the same logits."""
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from typing import Any
 
 from bench.records import Record
-from bench.report.tables import in_order, markdown_table, order_tasks, row_keys
+from bench.report.tables import in_order, markdown_table, median_of, order_tasks, row_keys
 from bench.spec import FRAMEWORKS, modes
 from bench.spec.protocol import INFERENCE
 
@@ -25,11 +24,6 @@ def _groups(records: list[Record]) -> dict[Key, list[Record]]:
     fws = modes.ordered({k[1] for k in out}, FRAMEWORKS)
     devices = in_order({k[2] for k in out}, ("cpu", "gpu"))
     return {k: out[k] for t in tasks for f in fws for d in devices if (k := (t, f, d)) in out}
-
-
-def _median(values: list[Any], scale: float = 1.0) -> float | None:
-    nums = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    return scale * statistics.median(nums) if nums else None
 
 
 def _ms(v: float | None) -> str:
@@ -55,17 +49,17 @@ def markdown_section(records: list[Record]) -> list[str]:
     groups = _groups(records)
     if not groups:
         return []
-    speed = [[*key, _ms(_median([r.latency_b1_s for r in rs], 1e3)),
-              _ms(_median([r.latency_b1_p99_s for r in rs], 1e3)),
-              f"{_median([r.predict_samples_per_s for r in rs]) or 0:,.0f} (batch {rs[0].predict_batch})"]
+    speed = [[*key, _ms(median_of([r.latency_b1_s for r in rs], 1e3)),
+              _ms(median_of([r.latency_b1_p99_s for r in rs], 1e3)),
+              f"{median_of([r.predict_samples_per_s for r in rs]) or 0:,.0f} (batch {rs[0].predict_batch})"]
              for key, rs in groups.items()]
     saved = []
     for key, rs in groups.items():
         for fmt in in_order({f for r in rs for f in r.saved}, FORMATS):
             entries = [e for r in rs if isinstance(e := r.saved.get(fmt), dict)]
-            saved.append([*key, fmt, _size(_median([e.get("bytes") for e in entries])),
-                          _ms(_median([e.get("save_s") for e in entries], 1e3)),
-                          _ms(_median([e.get("load_s") for e in entries], 1e3)), _reloaded(entries)])
+            saved.append([*key, fmt, _size(median_of([e.get("bytes") for e in entries])),
+                          _ms(median_of([e.get("save_s") for e in entries], 1e3)),
+                          _ms(median_of([e.get("load_s") for e in entries], 1e3)), _reloaded(entries)])
     return ["## Prediction and saved models", "",
             markdown_table(["task", "framework", "device", "batch-1 latency ms (median)", "p99 ms",
                             "predictions/s"], speed), "",

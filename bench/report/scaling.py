@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-import statistics
 from collections import defaultdict
 
 from bench.records import Record
 from bench.report.plots import Plot, colour, figure, number, to_plot
-from bench.report.tables import markdown_table, row_keys
+from bench.report.tables import markdown_table, median_of, row_keys
 
 Row = tuple[str, str, str]  # task label, framework label without the device count, device
 WIDTH = re.compile(r" ×\d+$")
@@ -24,8 +23,7 @@ def throughputs(records: list[Record]) -> dict[Row, dict[int, list[Record]]]:
 
 
 def _median(rs: list[Record], field: str) -> float | None:
-    vals = [v for r in rs if (v := number(getattr(r, field))) is not None]
-    return statistics.median(vals) if vals else None
+    return median_of([getattr(r, field) for r in rs])
 
 
 def efficiency(by_n: dict[int, list[Record]], n: int) -> float | None:

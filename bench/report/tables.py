@@ -59,6 +59,15 @@ def spread(values: list[float]) -> tuple[float, float, float] | None:
     return mean - half, mean + half, (sd / mean if mean else float("nan"))
 
 
+def median_of(values: list[Any], scale: float = 1.0) -> float | None:
+    """The median of the finite numbers among values (fields read from files), times scale; None if none."""
+    import math
+    import statistics
+
+    nums = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    return scale * statistics.median(nums) if nums else None
+
+
 def task_labels(records: list[Record]) -> list[str]:
     """Each record's task as its row shows it: 'mnist_mlp (quick, 2 epochs)' where records of that task
     differ in profile, dataset, epochs, size or optimizer (a median is never taken over them); the plain
