@@ -193,12 +193,20 @@ def _settle(f: Flight, status: Status, cfg: RunConfig, notify: EventHandler) -> 
     if status.state == "PENDING" and status.reason in HOPELESS and waited > HOPELESS_AFTER_S:
         _query("scancel", f.job.job_id)
         return failed_record(f.cell, cfg, f"SLURM job {f.job.job_id} can never start: it waits with reason "
-                                          f"{status.reason}, asking more than its partition allows (a node has "
-                                          f"fewer CPUs than --threads {cfg.threads}?); cancelled")
+                                          f"{status.reason}, {_hopeless_hint(status.reason, cfg)}; cancelled")
     if not status.state and waited > FORGOTTEN_AFTER_S:
         return failed_record(f.cell, cfg, f"SLURM job {f.job.job_id} is unknown to squeue and sacct "
                                           f"and left no result in {f.job.paths.folder}")
     return None
+
+
+def _hopeless_hint(reason: str, cfg: RunConfig) -> str:
+    if reason in ("PartitionTimeLimit", "QOSMaxWallDurationPerJobLimit"):
+        return ("its time limit is above what its partition or QOS allows: lower --timeout (the job asks "
+                "ceil(--timeout / 60) + 5 minutes) or pass --slurm-opt time=MINUTES")
+    if reason in ("PartitionNodeLimit", "QOSMaxCpuPerJobLimit", "BadConstraints"):
+        return f"asking more than its partition allows (a node has fewer CPUs than --threads {cfg.threads}?)"
+    return "asking what its partition, account or QOS does not allow"
 
 
 def _result(f: Flight, cfg: RunConfig) -> Record | None:

@@ -98,6 +98,9 @@ Waittime=0
 SchedulerType=sched/backfill
 {node}
 PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
+# A job asking more time than this partition allows is accepted (EnforcePartLimits=NO, the default) and
+# waits forever with reason PartitionTimeLimit: the executor's "can never start" case
+PartitionName=short Nodes={host} MaxTime=1 State=UP
 """
 
 
@@ -164,8 +167,8 @@ class LocalCluster:
 
     def _wait_idle(self) -> None:
         def idle() -> bool:
-            out = self.run("sinfo", "-h", "-N", "-o", "%T").stdout.split()
-            return out == ["idle"]
+            out = self.run("sinfo", "-h", "-N", "-o", "%T").stdout.split()  # a line per partition
+            return bool(out) and set(out) == {"idle"}
         self._until(idle, f"node {self.host} did not become idle")
 
     def run(self, *argv: str, check: bool = False) -> subprocess.CompletedProcess[str]:

@@ -1,6 +1,6 @@
 """--executor slurm against a real one-node SLURM cluster (tests/slurm/cluster.py), through the real CLI: every
 cell a job, records like a local run's, and each way a job can end (cancelled, past its time limit, refused
-by sbatch, Ctrl-C) a failed cell that says so; --resume runs only what is missing."""
+by sbatch, pending forever, Ctrl-C) a failed cell that says so; --resume runs only what is missing."""
 from __future__ import annotations
 
 import json
@@ -142,6 +142,22 @@ def test_a_job_past_its_time_limit_and_a_request_sbatch_refuses_are_failed_cells
     assert cells["gpu"]["status"] == "failed"
     assert "sbatch refused the job: Batch job submission failed: Requested node configuration is not available" \
         in cells["gpu"]["error"]
+    assert_no_jobs(slurm_cluster)
+
+
+@pytest.mark.slow
+@needs("torch")
+def test_a_job_that_can_never_start_is_cancelled_and_its_cell_says_why(slurm_cluster, tmp_path):
+    """Partition `short` allows 1 minute; SLURM accepts a 5-minute job there and would keep it pending forever
+    (reason PartitionTimeLimit): the executor cancels it after a while and the run goes on."""
+    out = tmp_path / "run"
+    done = bench(slurm_cluster, *SMOKE, "--framework", "torch", "--out", str(out), "--slurm-opt", "partition=short",
+                 "--slurm-opt", "time=5")
+    assert done.returncode == 1, done.stderr
+    (rec,) = records(out)
+    assert rec["status"] == "failed" and "can never start" in rec["error"], rec["error"]
+    assert "PartitionTimeLimit" in rec["error"] and "--slurm-opt time=" in rec["error"]
+    assert rec["task"] == "mnist_mlp" and rec["spec_hash"]  # a failed record with the cell's fields
     assert_no_jobs(slurm_cluster)
 
 
