@@ -32,20 +32,27 @@ def efficiency(by_n: dict[int, list[Record]], n: int) -> float | None:
     return at_n / (n * one) if one and at_n else None
 
 
+def _input(rs: list[Record]) -> str:
+    """The input path the records name (settings.input): device-resident and host batches time differently."""
+    said = {str((r.settings or {}).get("input", "")).split(":")[0].split(" ")[0] for r in rs}
+    names = {"device-resident": "device", "host": "host"}
+    return " / ".join(sorted(names.get(w, "–") for w in said))
+
+
 def markdown_section(records: list[Record]) -> list[str]:
     rows = []
     for (task, fw, dev), by_n in throughputs(records).items():
         one = _median(by_n.get(1, []), "samples_per_s")
         for n, rs in by_n.items():
             thr, step, eff = _median(rs, "samples_per_s"), _median(rs, "steady_step_s"), efficiency(by_n, n)
-            rows.append([task, fw, dev, str(n), str(rs[0].per_device_batch or "–"),
+            rows.append([task, fw, dev, str(n), str(rs[0].per_device_batch or "–"), _input(rs),
                          "–" if step is None else f"{1e3 * step:.3g}", f"{thr:,.0f}" if thr else "–",
                          f"{thr / one:.2f}×" if thr and one else "–", "–" if eff is None else f"{100 * eff:.0f} %"])
     if not rows:
         return []
     return ["## Data-parallel scaling", "",
-            markdown_table(["task", "framework", "device", "devices", "per-device batch", "steady step ms",
-                            "samples/s", "speed-up", "scaling efficiency"], rows), "", NOTES, ""]
+            markdown_table(["task", "framework", "device", "devices", "per-device batch", "input",
+                            "steady step ms", "samples/s", "speed-up", "scaling efficiency"], rows), "", NOTES, ""]
 
 
 NOTES = """\
@@ -53,7 +60,10 @@ Data-parallel cells (`--devices N`) train the spec's global batch split over N d
 DistributedDataParallel under torchrun; TensorFlow: MirroredStrategy; JAX: one jit over a device mesh).
 Scaling efficiency = samples/s at N / (N × samples/s at 1 device), medians over repeats. On a CPU, the
 N "devices" share the same cores (the cell's thread budget is split, not multiplied): expect no speed-up
-there; it proves the training is the same, not that it is faster (docs/distributed.md)."""
+there; it proves the training is the same, not that it is faster (docs/distributed.md). Input: on one
+device MNIST is device-resident; data-parallel cells take host batches, as DDP, MirroredStrategy and
+sharded JAX users feed them, so the efficiency includes that path's cost (1–4 % on a 2-core CPU:
+docs/protocol.md)."""
 
 
 def plot(records: list[Record]) -> Plot | None:

@@ -124,14 +124,17 @@ def rec(devices: int, samples: float, **kw) -> Record:
 
 
 def test_scaling_efficiency_is_throughput_at_n_over_n_times_one_device():
-    recs = [rec(1, 1000.0), rec(1, 1200.0, seed=1), rec(2, 1650.0), rec(4, 2200.0)]
+    resident, host = {"input": "device-resident: the whole split on the device"}, {"input": "host batches drawn"}
+    recs = [rec(1, 1000.0, settings=resident), rec(1, 1200.0, seed=1, settings=resident),
+            rec(2, 1650.0, settings=host), rec(4, 2200.0, settings=host)]
     rows = scaling.throughputs(recs)
     (key, by_n), = rows.items()
     assert key == ("mnist_cnn", "jax", "cpu") and list(by_n) == [1, 2, 4]
     assert scaling.efficiency(by_n, 2) == pytest.approx(1650 / (2 * 1100))  # median of the two 1-device runs
     assert scaling.efficiency(by_n, 4) == pytest.approx(0.5)
     md = markdown.markdown_report(recs)
-    assert "## Data-parallel scaling" in md and "| mnist_cnn | jax | cpu | 2 | 64 |" in md and "75 %" in md
+    assert "## Data-parallel scaling" in md and "| mnist_cnn | jax | cpu | 2 | 64 | host |" in md and "75 %" in md
+    assert "| mnist_cnn | jax | cpu | 1 | 128 | device |" in md  # the input paths differ: the table says so
     assert "| jax ×2 |" in md  # the main table's row names the width
     assert modes.ordered(["jax ×2", "tf ×2", "torch ×2", "torch"], ("tf", "torch", "jax")) == [
         "tf ×2", "torch", "torch ×2", "jax ×2"]  # the frameworks' order, widths together
