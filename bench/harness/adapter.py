@@ -136,7 +136,6 @@ class Adapter(Protocol):
         """a @ b of two float32 matrices on the cell's device under the build's precision settings, as
         NumPy float32 (the runtime TF32 check: bench/harness/tf32.py)."""
 
-
     def device_name(self) -> str:
         """The model of the device the cell ran on, as the framework names it."""
 

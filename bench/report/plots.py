@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import io
-import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bench.records import Record
-from bench.report.tables import HEADLINE, aggregate, cpu_twin, in_order, order_tasks
+from bench.report.tables import HEADLINE, aggregate, cpu_twin, in_order, number, order_tasks
 from bench.spec import FRAMEWORKS
 
 # Okabe-Ito colours (distinguishable with colour-blindness); a framework keeps its colour in every plot.
@@ -34,13 +33,6 @@ class Plot:
     png: bytes
     width: int
     height: int
-
-
-def number(v: Any) -> float | None:
-    """A finite int/float (records come from files: anything else is treated as missing)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    return float(v) if math.isfinite(v) else None
 
 
 def colour(fw: str) -> str:

@@ -6,8 +6,8 @@ import re
 from collections import defaultdict
 
 from bench.records import Record
-from bench.report.plots import Plot, colour, figure, number, to_plot
-from bench.report.tables import markdown_table, median_of, row_keys
+from bench.report.plots import Plot, colour, figure, to_plot
+from bench.report.tables import markdown_table, median_of, number, row_keys
 
 Row = tuple[str, str, str]  # task label, framework label without the device count, device
 WIDTH = re.compile(r" ×\d+$")

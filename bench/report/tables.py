@@ -59,12 +59,18 @@ def spread(values: list[float]) -> tuple[float, float, float] | None:
     return mean - half, mean + half, (sd / mean if mean else float("nan"))
 
 
+def number(v: Any) -> float | None:
+    """A finite int/float (records come from files: anything else is treated as missing)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v) if math.isfinite(v) else None
+
+
 def median_of(values: list[Any], scale: float = 1.0) -> float | None:
     """The median of the finite numbers among values (fields read from files), times scale; None if none."""
-    import math
     import statistics
 
-    nums = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    nums = [x for v in values if (x := number(v)) is not None]
     return scale * statistics.median(nums) if nums else None
 
 
